@@ -1,0 +1,205 @@
+"""The local Cloud Run's state: services, their revisions and traffic, rendered in the Admin API v2
+REST shapes that ``run_v2`` parses."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+
+
+@dataclass
+class RevisionSpec:
+    """What a deploy asks for: the container and its settings, as ``gcloud run deploy`` sets them."""
+
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: dict[str, str] = field(default_factory=dict)  # name -> "secret:version"
+    memory: str = "512Mi"
+    cpu: str = "1"
+    timeout_seconds: int = 300
+    min_instances: int = 0
+    max_instances: int = 100
+
+
+@dataclass
+class Revision:
+    name: str
+    spec: RevisionSpec
+    create_time: datetime = field(default_factory=utcnow)
+    ready: bool = False
+    failure_message: str = ""
+    url: str = ""
+
+
+@dataclass
+class TrafficTarget:
+    revision: str | None  # None: LATEST
+    percent: int
+    tag: str = ""
+
+
+@dataclass
+class Service:
+    project: str
+    region: str
+    name: str
+    revisions: list[Revision] = field(default_factory=list)
+    traffic: list[TrafficTarget] = field(default_factory=list)
+    uri: str = ""
+    tag_uris: dict[str, str] = field(default_factory=dict)
+    generation: int = 1
+    reconciling: bool = False
+    create_time: datetime = field(default_factory=utcnow)
+
+    @property
+    def resource_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}/services/{self.name}"
+
+    def revision_resource_name(self, revision: str) -> str:
+        return f"{self.resource_name}/revisions/{revision}"
+
+    def latest_created(self) -> Revision | None:
+        return self.revisions[-1] if self.revisions else None
+
+    def latest_ready(self) -> Revision | None:
+        return next((r for r in reversed(self.revisions) if r.ready), None)
+
+    def find_revision(self, name: str) -> Revision | None:
+        return next((r for r in self.revisions if r.name == name), None)
+
+    def resolved_traffic(self) -> list[TrafficTarget]:
+        """Traffic with LATEST resolved to the latest ready revision, as ``trafficStatuses`` reports it."""
+        latest = self.latest_ready()
+        return [
+            TrafficTarget(t.revision or (latest.name if latest else None), t.percent, t.tag)
+            for t in self.traffic
+        ]
+
+
+class RunState:
+    """All services of the local Cloud Run, shared by the emulator and the stack."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._services: dict[str, Service] = {}
+
+    def add(self, service: Service) -> Service:
+        with self.lock:
+            self._services[service.resource_name] = service
+        return service
+
+    def get(self, resource_name: str) -> Service | None:
+        with self.lock:
+            return self._services.get(resource_name)
+
+    def in_location(self, project: str, region: str) -> list[Service]:
+        with self.lock:
+            return [s for s in self._services.values() if (s.project, s.region) == (project, region)]
+
+
+def _condition(ready: bool, message: str, when: datetime, reconciling: bool = False) -> dict[str, Any]:
+    state = "CONDITION_RECONCILING" if reconciling else "CONDITION_SUCCEEDED" if ready else "CONDITION_FAILED"
+    condition: dict[str, Any] = {"type": "Ready", "state": state, "lastTransitionTime": format_rfc3339(when)}
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _container(spec: RevisionSpec) -> dict[str, Any]:
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in spec.env.items()]
+    for name, ref in spec.secret_env.items():
+        secret, _, version = ref.partition(":")
+        env.append(
+            {
+                "name": name,
+                "valueSource": {"secretKeyRef": {"secret": secret, "version": version or "latest"}},
+            }
+        )
+    return {
+        "image": spec.image,
+        "env": env,
+        "resources": {"limits": {"memory": spec.memory, "cpu": spec.cpu}},
+        "ports": [{"name": "http1", "containerPort": 8080}],
+    }
+
+
+def revision_json(service: Service, revision: Revision) -> dict[str, Any]:
+    spec = revision.spec
+    project, region = service.project, service.region
+    return {
+        "name": service.revision_resource_name(revision.name),
+        "uid": f"uid-{revision.name}",
+        "generation": "1",
+        "createTime": format_rfc3339(revision.create_time),
+        "updateTime": format_rfc3339(revision.create_time),
+        "service": service.name,
+        "containers": [_container(spec)],
+        "scaling": {"minInstanceCount": spec.min_instances, "maxInstanceCount": spec.max_instances},
+        "timeout": f"{spec.timeout_seconds}s",
+        "conditions": [_condition(revision.ready, revision.failure_message, revision.create_time)],
+        "observedGeneration": "1",
+        "reconciling": False,
+        "logUri": (
+            "https://console.cloud.google.com/logs/viewer?project="
+            f"{project}&resource=cloud_run_revision/service_name/{service.name}/revision_name/{revision.name}"
+            f"&location={region}"
+        ),
+    }
+
+
+def service_json(service: Service) -> dict[str, Any]:
+    latest_created = service.latest_created()
+    latest_ready = service.latest_ready()
+    template = latest_created.spec if latest_created else RevisionSpec(image="")
+    failed = latest_created is not None and not latest_created.ready
+    message = (
+        f"Revision '{latest_created.name}' is not ready and cannot serve traffic. {latest_created.failure_message}"
+        if failed and latest_created
+        else ""
+    )
+    body: dict[str, Any] = {
+        "name": service.resource_name,
+        "uid": f"uid-{service.name}",
+        "generation": str(service.generation),
+        "createTime": format_rfc3339(service.create_time),
+        "updateTime": format_rfc3339(service.create_time),
+        "template": {
+            "containers": [_container(template)],
+            "scaling": {
+                "minInstanceCount": template.min_instances,
+                "maxInstanceCount": template.max_instances,
+            },
+            "timeout": f"{template.timeout_seconds}s",
+        },
+        "traffic": [_traffic_json(t, service, status=False) for t in service.traffic],
+        "trafficStatuses": [_traffic_json(t, service, status=True) for t in service.resolved_traffic()],
+        "observedGeneration": str(service.generation - (1 if service.reconciling else 0)),
+        "terminalCondition": _condition(not failed, message, service.create_time, service.reconciling),
+        "conditions": [_condition(not failed, message, service.create_time, service.reconciling)],
+        "reconciling": service.reconciling,
+        "uri": service.uri,
+        "urls": [service.uri] if service.uri else [],
+    }
+    if latest_created:
+        body["latestCreatedRevision"] = service.revision_resource_name(latest_created.name)
+    if latest_ready:
+        body["latestReadyRevision"] = service.revision_resource_name(latest_ready.name)
+    return body
+
+
+def _traffic_json(target: TrafficTarget, service: Service, status: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"percent": target.percent}
+    if target.revision is None:
+        body["type"] = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+    else:
+        body["type"] = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+        body["revision"] = target.revision
+    if target.tag:
+        body["tag"] = target.tag
+        if status and target.tag in service.tag_uris:
+            body["uri"] = service.tag_uris[target.tag]
+    return body

@@ -1,0 +1,163 @@
+"""Revision instances: any command run with Cloud Run's container contract.
+
+The process gets ``PORT``, ``K_SERVICE``, ``K_REVISION`` and ``K_CONFIGURATION``, must listen on
+``PORT`` before a startup deadline (Cloud Run's default TCP startup probe), and never outlives the
+stack: it runs in its own process group, which is terminated on stop, and is told by the kernel to
+die with its parent if the stack's process is killed outright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+LineSink = Callable[[str, str], None]
+
+_PR_SET_PDEATHSIG = 1
+
+
+class RevisionStartError(RuntimeError):
+    """The revision never became ready; the message carries the process's last output."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def parse_command(command: str | Sequence[str]) -> list[str]:
+    """A command string is split like a shell would; ``python`` means this interpreter."""
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    if not argv:
+        raise ValueError("the service command is empty")
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return argv
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class RevisionInstance:
+    """One instance (process) of a revision."""
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        env: Mapping[str, str],
+        on_line: LineSink,
+        *,
+        cwd: str | None = None,
+        instance_id: str | None = None,
+        tail_lines: int = 40,
+    ) -> None:
+        self.argv = parse_command(command)
+        self.port = free_port()
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self._env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self._on_line = on_line
+        self._cwd = cwd
+        self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pumps: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def tail(self) -> list[str]:
+        return list(self._tail)
+
+    def start(self, startup_timeout: float) -> None:
+        try:
+            self._process = subprocess.Popen(
+                self.argv,
+                env=self._env,
+                cwd=self._cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as e:
+            raise RevisionStartError(
+                f"cannot start revision command {shlex.join(self.argv)!r}: {e}"
+            ) from None
+        for stream, pipe in (("stdout", self._process.stdout), ("stderr", self._process.stderr)):
+            pump = threading.Thread(
+                target=self._pump, args=(stream, pipe), daemon=True, name=f"pump-{stream}"
+            )
+            pump.start()
+            self._pumps.append(pump)
+        self._wait_until_listening(startup_timeout)
+
+    def _pump(self, stream: str, pipe: object) -> None:
+        for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            self._tail.append(f"[{stream}] {line}")
+            with contextlib.suppress(Exception):
+                self._on_line(stream, line)
+
+    def _wait_until_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        assert self._process is not None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._join_pumps()
+                raise RevisionStartError(
+                    self._explain(f"exited with code {self._process.returncode} before listening")
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RevisionStartError(self._explain(f"did not listen on port {self.port} within {timeout:g} s"))
+
+    def _explain(self, what: str) -> str:
+        tail = "\n".join(f"    {line}" for line in self.tail()[-15:]) or "    (no output)"
+        return f"revision command {shlex.join(self.argv)!r} {what}. Last output:\n{tail}"
+
+    def _join_pumps(self) -> None:
+        for pump in self._pumps:
+            pump.join(timeout=2)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM to the whole process group (Cloud Run's shutdown signal), SIGKILL after the grace."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+        self._join_pumps()

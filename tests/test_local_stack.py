@@ -1,0 +1,147 @@
+"""The local stack end to end: a command run as a revision with Cloud Run's contract, its output
+shipped to the Logging emulator, discovery through the real clients, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import logging as cloud_logging
+
+from cloudrun_smoke.local.run_model import RevisionSpec
+from cloudrun_smoke.local.runner import RevisionStartError
+from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.waiting import wait_until
+
+TINY = f"{sys.executable} {Path(__file__).parent / 'services' / 'tiny_service.py'}"
+
+
+def config(command: str = TINY, **overrides: object) -> LocalStackConfig:
+    settings: dict[str, object] = {
+        "project": "stack-test",
+        "service": "tiny",
+        "service_cmd": command,
+        "spec": RevisionSpec(image="local/tiny:1", env={"GREETING": "bonjour"}),
+        "ingestion_delay": 0.2,
+        "ingestion_jitter": 0.0,
+        "startup_timeout": 10.0,
+        "read_quota_per_minute": None,
+    }
+    settings.update(overrides)
+    return LocalStackConfig(**settings)  # type: ignore[arg-type]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(config()) as stack:
+        yield stack
+
+
+def logs(stack: LocalStack) -> cloud_logging.Client:
+    return cloud_logging.Client(
+        project="stack-test",
+        credentials=AnonymousCredentials(),
+        _use_grpc=False,
+        client_options={"api_endpoint": stack.logging_api_endpoint},
+    )
+
+
+def wait_for_entries(stack: LocalStack, filter_: str, count: int = 1) -> list[cloud_logging.entries.LogEntry]:
+    client = logs(stack)
+    return wait_until(
+        lambda: found if len(found := list(client.list_entries(filter_=filter_))) >= count else None,
+        timeout=10,
+        what=f"{count} entries matching {filter_}",
+        interval=0.1,
+    )
+
+
+def test_revision_runs_with_cloud_runs_environment_and_text_lines_become_text_payload(
+    stack: LocalStack,
+) -> None:
+    revision = stack.service.revisions[0].name
+    [entry] = wait_for_entries(stack, 'textPayload:"starting with"')
+    assert f"K_SERVICE=tiny K_REVISION={revision} K_CONFIGURATION=tiny" in entry.payload
+    assert f"PORT={stack.instances[0].port}" in entry.payload
+    assert entry.log_name == "projects/stack-test/logs/run.googleapis.com%2Fstderr"
+    assert entry.resource.type == "cloud_run_revision"
+    assert entry.resource.labels == {
+        "project_id": "stack-test",
+        "service_name": "tiny",
+        "revision_name": revision,
+        "location": "us-central1",
+        "configuration_name": "tiny",
+    }
+    assert entry.severity is None  # Cloud Run gives plain text no severity
+    assert entry.labels["instanceId"] == stack.instances[0].instance_id
+
+
+def test_a_json_line_becomes_json_payload_with_structured_fields_moved(stack: LocalStack) -> None:
+    [entry] = wait_for_entries(stack, 'jsonPayload.message="structured hello"')
+    assert entry.log_name == "projects/stack-test/logs/run.googleapis.com%2Fstdout"
+    assert entry.severity == "WARNING"
+    assert entry.trace == "projects/p/traces/abc"
+    assert entry.labels["run.googleapis.com/x"] == "y"
+    assert entry.payload == {"message": "structured hello", "component": "tiny"}
+
+
+def test_request_reaches_the_revision_and_its_output_the_logs(stack: LocalStack) -> None:
+    response = httpx.get(f"{stack.service_url}/hello-stack")
+    assert response.status_code == 200
+    assert response.json()["pid"] == stack.instances[0].pid
+    wait_for_entries(stack, 'textPayload="request /hello-stack"')
+
+
+def test_entries_are_invisible_until_the_ingestion_delay_passed() -> None:
+    with LocalStack(config(ingestion_delay=3600.0)) as slow:
+        wait_until(lambda: len(slow.store) >= 2 or None, timeout=10, what="the start-up lines to be written")
+        assert list(logs(slow).list_entries()) == []
+
+
+def test_a_revision_that_dies_at_start_reports_its_last_output() -> None:
+    with pytest.raises(
+        RevisionStartError, match=r"exited with code 1 before listening(.|\n)*cannot open the database"
+    ):
+        LocalStack(config(f"{TINY} --exit-at-start")).start()
+
+
+def test_a_revision_that_never_listens_fails_after_the_startup_deadline() -> None:
+    stack = LocalStack(config(f"{TINY} --never-listen", startup_timeout=1.0))
+    with pytest.raises(
+        RevisionStartError, match=r"did not listen on port \d+ within 1 s(.|\n)*structured hello"
+    ):
+        stack.start()
+    assert not any(alive(i.pid) for i in stack.instances if i.pid)
+
+
+def test_no_process_survives_the_stack_even_after_a_crash() -> None:
+    with LocalStack(config()) as stack:
+        pid = stack.instances[0].pid
+        assert pid and alive(pid)
+    assert not alive(pid)
+    with LocalStack(config()) as crashed:
+        pid = crashed.instances[0].pid
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{crashed.service_url}/exit")
+        wait_until(lambda: (not alive(pid)) or None, timeout=10, what="the crashed revision to exit")
+    assert not alive(pid)
+
+
+def test_unknown_command_is_a_clear_error() -> None:
+    with pytest.raises(RevisionStartError, match="cannot start revision command"):
+        LocalStack(config("/nonexistent/service --port 1")).start()

@@ -1,0 +1,171 @@
+"""The Cloud Logging API emulator, driven through the real ``google-cloud-logging`` client (JSON API)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import logging as cloud_logging
+
+from cloudrun_smoke.local.json_api import JsonApiServer
+from cloudrun_smoke.local.log_store import LogStore
+from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from log_filter_cases import CASES, ENTRIES
+from log_filter_cases import PROJECT as CASES_PROJECT
+
+PROJECT = "p"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def serve(api: LoggingApi) -> JsonApiServer:
+    return JsonApiServer("logging", api.routes()).start()
+
+
+def client_for(endpoint: str, project: str = PROJECT) -> cloud_logging.Client:
+    return cloud_logging.Client(
+        project=project,
+        credentials=AnonymousCredentials(),
+        _use_grpc=False,
+        client_options={"api_endpoint": endpoint},
+    )
+
+
+def with_project(entry: dict, project: str = PROJECT) -> dict:
+    """The shared cases name their own project in logName; scope them to this one."""
+    entry = copy.deepcopy(entry)
+    _, _, rest = entry["logName"].partition("/logs/")
+    entry["logName"] = f"projects/{project}/logs/{rest}"
+    return entry
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Iterator[tuple[LoggingApi, cloud_logging.Client]]:
+    """The fixed entries of the filter table, already visible, behind an unlimited quota."""
+    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
+    for entry in ENTRIES:
+        api.store.add(copy.deepcopy(entry), visible_at=0.0)
+    server = serve(api)
+    yield api, client_for(server.endpoint, CASES_PROJECT)
+    server.stop()
+
+
+def ids(entries: object) -> set[str]:
+    return {e.insert_id for e in entries}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("filter_", "expected"), CASES, ids=[c[0][:60] for c in CASES])
+def test_filter_table_through_the_real_client(
+    loaded: tuple[LoggingApi, cloud_logging.Client], filter_: str, expected: set[str]
+) -> None:
+    _, client = loaded
+    # The client adds `timestamp>=<24 h ago>` when a filter has no timestamp term; the fixed
+    # entries are older, so widen the window explicitly in that case.
+    query = filter_ if "timestamp" in filter_ else f'({filter_}) AND timestamp>="2000-01-01T00:00:00Z"'
+    assert ids(client.list_entries(filter_=query, page_size=1000)) == expected
+
+
+def test_page_size_one_pages_through_every_entry_in_order(
+    loaded: tuple[LoggingApi, cloud_logging.Client],
+) -> None:
+    api, client = loaded
+    before = len(api.stats.list_calls)
+    entries = list(client.list_entries(filter_='timestamp>="2000-01-01T00:00:00Z"', page_size=1))
+    assert ids(entries) == {e["insertId"] for e in ENTRIES}
+    stamps = [e.timestamp for e in entries]
+    assert stamps == sorted(stamps)
+    # One entries:list call per page: the client followed every nextPageToken.
+    assert len(api.stats.list_calls) - before == len(ENTRIES)
+
+
+def test_order_by_descending(loaded: tuple[LoggingApi, cloud_logging.Client]) -> None:
+    _, client = loaded
+    entries = list(
+        client.list_entries(filter_='timestamp>="2000-01-01T00:00:00Z"', order_by=cloud_logging.DESCENDING)
+    )
+    stamps = [e.timestamp for e in entries]
+    assert stamps == sorted(stamps, reverse=True) and len(entries) == len(ENTRIES)
+
+
+def test_a_filter_the_grammar_rejects_is_a_400_naming_the_problem(
+    loaded: tuple[LoggingApi, cloud_logging.Client],
+) -> None:
+    _, client = loaded
+    with pytest.raises(gexc.BadRequest, match="Invalid filter"):
+        list(client.list_entries(filter_='(textPayload:"x" AND'))
+
+
+def test_resource_names_scope_the_read() -> None:
+    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
+    api.store.add(with_project(ENTRIES[0], "other"), visible_at=0.0)
+    server = serve(api)
+    try:
+        assert (
+            list(client_for(server.endpoint).list_entries(filter_='timestamp>="2000-01-01T00:00:00Z"')) == []
+        )
+    finally:
+        server.stop()
+
+
+def test_written_entries_surface_only_after_the_ingestion_delay() -> None:
+    clock = FakeClock()
+    api = LoggingApi(LogStore(clock=clock), Ingestion(delay=5.0), ReadQuota(per_minute=None))
+    server = serve(api)
+    try:
+        client = client_for(server.endpoint)
+        client.logger("smoke-test").log_text("hello from the client")
+        query = 'textPayload:"hello from the client"'
+        assert list(client.list_entries(filter_=query)) == []
+        clock.now += 4.9
+        assert list(client.list_entries(filter_=query)) == []
+        clock.now += 0.2
+        [entry] = list(client.list_entries(filter_=query))
+        assert entry.payload == "hello from the client"
+        assert entry.log_name == f"projects/{PROJECT}/logs/smoke-test"
+        assert entry.insert_id and entry.received_timestamp is not None
+    finally:
+        server.stop()
+
+
+def test_reads_beyond_the_quota_are_answered_429() -> None:
+    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=3))
+    server = serve(api)
+    try:
+        client = client_for(server.endpoint)
+        for _ in range(3):
+            list(client.list_entries(filter_='textPayload:"x"'))
+        with pytest.raises(gexc.TooManyRequests, match="per minute"):
+            list(client.list_entries(filter_='textPayload:"x"'))
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"resourceNames": ["projects/p"], "pageSize": 1001}, "pageSize"),
+        ({"resourceNames": ["projects/p"], "orderBy": "severity"}, "orderBy"),
+        ({"resourceNames": ["organizations/1"]}, "resourceNames"),
+        ({"resourceNames": ["projects/p"], "pageToken": "garbage"}, "pageToken"),
+    ],
+)
+def test_malformed_list_requests_are_invalid_argument(body: dict, message: str) -> None:
+    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
+    server = serve(api)
+    try:
+        response = httpx.post(f"{server.endpoint}/v2/entries:list", json=body)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["status"] == "INVALID_ARGUMENT" and message in error["message"]
+    finally:
+        server.stop()
