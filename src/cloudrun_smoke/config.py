@@ -1,0 +1,261 @@
+"""Environments: ``smoke.toml`` + options + ``SMOKE_*`` variables → one validated :class:`Environment`.
+
+Validation happens before anything runs, and every problem is one line naming the file and the key,
+so a typo in a pipeline's configuration fails in the first second, not after a deploy timed out.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cloudrun_smoke.errors import ConfigError
+
+AUTH_MODES = ("none", "dev-bypass", "bearer")
+ENV_VAR = "SMOKE_ENV"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """How ``--env local`` builds its embedded Cloud Run."""
+
+    service_cmd: str = "python -m emergence_reference"
+    image: str = "local/emergencev8-backend:dev"
+    memory: str = "2Gi"
+    cpu: str = "2"
+    timeout_seconds: int = 300
+    min_instances: int = 1
+    max_instances: int = 10
+    env: Mapping[str, str] = field(default_factory=dict)
+    ingestion_delay: float = 1.0
+    ingestion_jitter: float = 0.5
+    startup_timeout: float = 30.0
+    read_quota_per_minute: int = 60
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    source: str
+    project: str
+    region: str
+    service: str
+    description: str = ""
+    auth: str = "dev-bypass"
+    bearer_token_env: str = ""
+    smoke_user_prefix: str = "smoke-"
+    log_deadline: float = 60.0
+    log_lookback: float = 120.0
+    read_budget_per_minute: int = 30
+    health_path: str = "/api/health"
+    health_expect: Mapping[str, Any] = field(default_factory=lambda: {"status": "ok"})
+    readiness_path: str = "/healthz"
+    http_timeout: float = 30.0
+    run_api_endpoint: str = ""
+    logging_api_endpoint: str = ""
+    stack: StackSettings | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.stack is not None
+
+    def with_overrides(self, **changes: Any) -> Environment:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# -- the schema: key -> (parser, required) ------------------------------------------------------------
+Parser = Callable[[Any], Any]
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _nonempty_string(value: Any) -> str:
+    if not _string(value).strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _non_negative_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"expected a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a positive whole number, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _auth_mode(value: Any) -> str:
+    if value not in AUTH_MODES:
+        raise ValueError(f"expected one of {', '.join(AUTH_MODES)}, got {value!r}")
+    return str(value)
+
+
+def _path(value: Any) -> str:
+    if not _string(value) == "" and not value.startswith("/"):
+        raise ValueError(f"expected a path starting with '/', got {value!r}")
+    return value
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {value!r}")
+    return value
+
+
+def _string_table(value: Any) -> dict[str, str]:
+    table = _table(value)
+    for k, v in table.items():
+        if not isinstance(v, str):
+            raise ValueError(f"{k}: expected a string value, got {v!r}")
+    return table
+
+
+ENV_SCHEMA: dict[str, tuple[Parser, bool]] = {
+    "description": (_string, False),
+    "project": (_nonempty_string, True),
+    "region": (_nonempty_string, True),
+    "service": (_nonempty_string, True),
+    "auth": (_auth_mode, False),
+    "bearer_token_env": (_nonempty_string, False),
+    "smoke_user_prefix": (_nonempty_string, False),
+    "log_deadline": (_positive_number, False),
+    "log_lookback": (_positive_number, False),
+    "read_budget_per_minute": (_positive_int, False),
+    "health_path": (_path, False),
+    "health_expect": (_table, False),
+    "readiness_path": (_path, False),
+    "http_timeout": (_positive_number, False),
+    "run_api_endpoint": (_string, False),
+    "logging_api_endpoint": (_string, False),
+}
+
+STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
+    "service_cmd": (_nonempty_string, False),
+    "image": (_nonempty_string, False),
+    "memory": (_nonempty_string, False),
+    "cpu": (_nonempty_string, False),
+    "timeout_seconds": (_positive_int, False),
+    "min_instances": (_non_negative_int, False),
+    "max_instances": (_positive_int, False),
+    "env": (_string_table, False),
+    "ingestion_delay": (_non_negative_number, False),
+    "ingestion_jitter": (_non_negative_number, False),
+    "startup_timeout": (_positive_number, False),
+    "read_quota_per_minute": (_positive_int, False),
+}
+
+# SMOKE_* variables that override a key of the selected environment.
+ENV_OVERRIDES: dict[str, tuple[str, Parser]] = {
+    "SMOKE_LOG_DEADLINE": ("log_deadline", lambda v: _positive_number(float(v))),
+    "SMOKE_RUN_API_ENDPOINT": ("run_api_endpoint", _string),
+    "SMOKE_LOGGING_API_ENDPOINT": ("logging_api_endpoint", _string),
+}
+STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
+    "SMOKE_LOCAL_SERVICE_CMD": ("service_cmd", _nonempty_string),
+    "SMOKE_INGESTION_DELAY": ("ingestion_delay", lambda v: _non_negative_number(float(v))),
+}
+
+
+def _parse_table(
+    raw: Mapping[str, Any], schema: Mapping[str, tuple[Parser, bool]], where: str
+) -> dict[str, Any]:
+    unknown = sorted(set(raw) - set(schema))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(schema))})")
+    values: dict[str, Any] = {}
+    for key, (parser, required) in schema.items():
+        if key not in raw:
+            if required:
+                raise ConfigError(f"{where}: missing required key {key!r}")
+            continue
+        try:
+            values[key] = parser(raw[key])
+        except ValueError as e:
+            raise ConfigError(f"{where}.{key}: {e}") from None
+    return values
+
+
+@dataclass(frozen=True)
+class SmokeConfig:
+    path: Path
+    environments: Mapping[str, Mapping[str, Any]]
+
+    def names(self) -> list[str]:
+        return sorted(self.environments)
+
+    def environment(self, name: str, environ: Mapping[str, str] | None = None) -> Environment:
+        """The named environment with ``SMOKE_*`` overrides applied, validated."""
+        if name not in self.environments:
+            raise ConfigError(
+                f"unknown environment {name!r} in {self.path}; known: {', '.join(self.names())}"
+            )
+        environ = os.environ if environ is None else environ
+        raw = dict(self.environments[name])
+        raw_stack = raw.pop("stack", None)
+        where = f"{self.path}: [env.{name}]"
+        values = _parse_table(raw, ENV_SCHEMA, where)
+        values.update(_overrides(environ, ENV_OVERRIDES))
+        if raw_stack is not None:
+            stack_where = f"{self.path}: [env.{name}.stack]"
+            try:
+                stack_raw = _table(raw_stack)
+            except ValueError as e:
+                raise ConfigError(f"{stack_where}: {e}") from None
+            stack_values = _parse_table(stack_raw, STACK_SCHEMA, stack_where)
+            stack_values.update(_overrides(environ, STACK_OVERRIDES))
+            values["stack"] = StackSettings(**stack_values)
+        return Environment(name=name, source=str(self.path), **values)
+
+
+def _overrides(environ: Mapping[str, str], table: Mapping[str, tuple[str, Parser]]) -> dict[str, Any]:
+    values = {}
+    for variable, (key, parser) in table.items():
+        if environ.get(variable):
+            try:
+                values[key] = parser(environ[variable])
+            except ValueError as e:
+                raise ConfigError(f"{variable}: {e}") from None
+    return values
+
+
+def load_config(path: Path) -> SmokeConfig:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (pass --smoke-config PATH or set SMOKE_CONFIG)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    envs = data.get("env")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError(f"{path}: no [env.NAME] tables: define at least one environment")
+    for name, table in envs.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: env.{name}: expected a table")
+    extra = sorted(set(data) - {"env"})
+    if extra:
+        raise ConfigError(f"{path}: unknown top-level key {extra[0]!r} (environments go under [env.NAME])")
+    return SmokeConfig(path, envs)

@@ -1,0 +1,147 @@
+"""What is under test, from the Cloud Run Admin API v2: URL, serving revision, traffic, readiness,
+image, resources and env var names.
+
+Env var *values* are dropped on read: the Admin API returns them in plain text and some are secrets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from cloudrun_smoke.config import Environment
+from cloudrun_smoke.errors import SmokeError
+
+
+@dataclass(frozen=True)
+class TrafficShare:
+    revision: str
+    percent: int
+    tag: str = ""
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The service as discovered; ``revision`` is the one under test (the one serving its traffic)."""
+
+    service_name: str
+    url: str
+    revision: str
+    latest_ready_revision: str
+    latest_created_revision: str
+    traffic: tuple[TrafficShare, ...]
+    service_ready: bool
+    service_ready_message: str
+    revision_ready: bool
+    revision_ready_message: str
+    reconciling: bool
+    image: str
+    memory: str
+    cpu: str
+    timeout_seconds: int | None
+    min_instances: int | None
+    max_instances: int | None
+    env_names: tuple[str, ...]
+    secret_env_names: tuple[str, ...]
+
+    def percent_for(self, revision: str) -> int:
+        return sum(t.percent for t in self.traffic if t.revision == revision)
+
+    def describe_traffic(self) -> str:
+        return ", ".join(
+            f"{t.revision}={t.percent}%" + (f" (tag {t.tag})" if t.tag else "") for t in self.traffic
+        )
+
+
+def short_name(resource_name: str) -> str:
+    return resource_name.rsplit("/", 1)[-1] if resource_name else ""
+
+
+def _ready(conditions: Any) -> tuple[bool, str]:
+    from google.cloud.run_v2 import Condition
+
+    for c in conditions:
+        if c.type_ == "Ready":
+            return c.state == Condition.State.CONDITION_SUCCEEDED, c.message
+    return False, "no Ready condition reported"
+
+
+def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
+    where = f"project {env.project!r}, region {env.region!r}"
+    if isinstance(error, gexc.NotFound):
+        return SmokeError(
+            f"Cloud Run service {env.service!r} not found in {where} ({env.source} [env.{env.name}]); "
+            f"look: gcloud run services list --project {env.project} --region {env.region}"
+        )
+    if isinstance(error, gexc.PermissionDenied | gexc.Unauthenticated):
+        return SmokeError(
+            f"not allowed to {what} in {where}: grant roles/run.viewer to the identity running the suite"
+        )
+    endpoint = env.run_api_endpoint or "run.googleapis.com"
+    return SmokeError(
+        f"cannot {what} through the Cloud Run Admin API at {endpoint}: {type(error).__name__}: {error}"
+    )
+
+
+def discover(
+    env: Environment, services_client: Any, revisions_client: Any, reconcile_timeout: float = 120.0
+) -> Target:
+    name = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
+    deadline = time.monotonic() + reconcile_timeout
+    while True:
+        try:
+            service = services_client.get_service(name=name)
+        except (gexc.GoogleAPIError, OSError) as e:  # OSError: connection refused, DNS
+            raise _api_error(env, "read the service", e) from None
+        if not service.reconciling or time.monotonic() >= deadline:
+            break
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+    traffic = tuple(
+        TrafficShare(short_name(t.revision), t.percent, t.tag, t.uri) for t in service.traffic_statuses
+    )
+    serving = max((t for t in traffic if t.revision), key=lambda t: t.percent, default=None)
+    revision_name = serving.revision if serving else short_name(service.latest_ready_revision)
+    service_ready, service_message = _ready([service.terminal_condition])
+
+    revision_ready, revision_message = False, "no revision serves traffic"
+    container: Any = None
+    scaling: Any = None
+    timeout_seconds: int | None = None
+    if revision_name:
+        try:
+            revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
+        except (gexc.GoogleAPIError, OSError) as e:
+            raise _api_error(env, f"read revision {revision_name}", e) from None
+        revision_ready, revision_message = _ready(revision.conditions)
+        container = revision.containers[0] if revision.containers else None
+        scaling = revision.scaling
+        timeout_seconds = int(revision.timeout.total_seconds()) if revision.timeout else None
+
+    limits = dict(container.resources.limits) if container else {}
+    env_vars = list(container.env) if container else []
+    return Target(
+        service_name=name,
+        url=service.uri,
+        revision=revision_name,
+        latest_ready_revision=short_name(service.latest_ready_revision),
+        latest_created_revision=short_name(service.latest_created_revision),
+        traffic=traffic,
+        service_ready=service_ready,
+        service_ready_message=service_message,
+        revision_ready=revision_ready,
+        revision_ready_message=revision_message,
+        reconciling=service.reconciling,
+        image=container.image if container else "",
+        memory=limits.get("memory", ""),
+        cpu=limits.get("cpu", ""),
+        timeout_seconds=timeout_seconds,
+        min_instances=scaling.min_instance_count if scaling else None,
+        max_instances=scaling.max_instance_count if scaling else None,
+        env_names=tuple(sorted(e.name for e in env_vars if not e.value_source.secret_key_ref.secret)),
+        secret_env_names=tuple(sorted(e.name for e in env_vars if e.value_source.secret_key_ref.secret)),
+    )

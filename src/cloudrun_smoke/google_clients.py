@@ -1,0 +1,77 @@
+"""The Google API clients, built the same way for Google and for the local stack: only the endpoint
+and the credentials differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.transport.requests import AuthorizedSession
+
+from cloudrun_smoke.config import Environment
+from cloudrun_smoke.errors import SmokeError
+
+
+def credentials_for(env: Environment) -> Credentials | None:
+    """Anonymous on the local stack; Application Default Credentials otherwise."""
+    if env.is_local:
+        return AnonymousCredentials()  # type: ignore[no-untyped-call]
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except DefaultCredentialsError:
+        raise SmokeError(
+            f"no Google credentials for environment {env.name!r}: run `gcloud auth application-default login` "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file "
+            "(roles needed: run.viewer, logging.viewer)"
+        ) from None
+    return credentials
+
+
+def _options(endpoint: str) -> ClientOptions | None:
+    return ClientOptions(api_endpoint=endpoint) if endpoint else None
+
+
+def run_clients(env: Environment, credentials: Credentials | None) -> tuple[Any, Any]:
+    from google.cloud import run_v2
+
+    options = _options(env.run_api_endpoint)
+    services = run_v2.ServicesClient(transport="rest", credentials=credentials, client_options=options)
+    revisions = run_v2.RevisionsClient(transport="rest", credentials=credentials, client_options=options)
+    return services, revisions
+
+
+class CountingSession(AuthorizedSession):
+    """The HTTP session of the Logging client, counting ``entries:list`` calls: each one is a read
+    against the project's quota (one per page), which the client's entry generator does not expose."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__(credentials)
+        self.list_calls = 0
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if "entries:list" in url:
+            self.list_calls += 1
+        return super().request(method, url, *args, **kwargs)
+
+
+def logging_client(env: Environment, credentials: Credentials | None) -> Any:
+    """A Logging client on the JSON API; ``client._http.list_calls`` counts its reads."""
+    from google.cloud import logging as cloud_logging
+
+    if credentials is None:
+        import google.auth
+
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/logging.read"])
+    kwargs: dict[str, Any] = {
+        "project": env.project,
+        "credentials": credentials,
+        "_use_grpc": False,
+        "_http": CountingSession(credentials),
+    }
+    if env.logging_api_endpoint:
+        kwargs["client_options"] = {"api_endpoint": env.logging_api_endpoint}
+    return cloud_logging.Client(**kwargs)

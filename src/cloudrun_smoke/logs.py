@@ -1,0 +1,336 @@
+"""LogWatcher: one poller of Cloud Logging for the whole run, that tests wait on.
+
+Entries become visible seconds after their timestamp and out of order, so a poll of
+``timestamp > last seen`` loses lines. Every poll re-reads from a lookback longer than the ingestion
+lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test asked still count.
+The poller reads only while someone waits, and never faster than the read budget allows (the real
+project quota is 60 reads per minute, shared with everyone reading the project's logs).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from cloudrun_smoke.patterns import FAILURES_FOR, LogPattern, pattern
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+
+_TEXT_LEVEL = re.compile(r"\b(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    insert_id: str
+    timestamp: datetime
+    receive_timestamp: datetime | None
+    severity: str
+    text: str
+    log_name: str
+    revision: str = ""
+    instance_id: str = ""
+    seen_at: float = 0.0  # wall clock when this run first saw it
+
+    def short(self) -> str:
+        text = self.text if len(self.text) <= 240 else self.text[:237] + "..."
+        return f"{format_rfc3339(self.timestamp)} {self.severity:<7} {text}"
+
+
+@dataclass(frozen=True)
+class LogMatch:
+    pattern: str
+    line: LogLine
+    fields: Mapping[str, str]
+
+
+class LogSource(Protocol):
+    """Where lines come from: ``read`` returns the lines matching a filter and the pages it cost."""
+
+    def read(self, filter_: str) -> tuple[list[LogLine], int]: ...
+
+
+class LogExpectationFailed(AssertionError):
+    """The expected line did not come, or a failure line came first. The message is the diagnosis."""
+
+
+@dataclass
+class WatcherStats:
+    reads: int = 0
+    throttled: int = 0
+    read_times: list[float] = field(default_factory=list)
+    max_lag_seconds: float = 0.0
+
+
+def line_severity(severity: str, text: str) -> str:
+    """The entry's severity, or for plain-text lines (Cloud Run gives them none) the level in the text."""
+    if severity and severity != "DEFAULT":
+        return severity
+    m = _TEXT_LEVEL.search(text[:80])
+    if not m:
+        return "DEFAULT"
+    return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(m.group(1), m.group(1))
+
+
+class LogWatcher:
+    def __init__(
+        self,
+        source: LogSource,
+        base_filter: str,
+        start: datetime,
+        *,
+        budget_per_minute: int = 30,
+        lookback_seconds: float = 120.0,
+        explore_hint: Callable[[str], str] = lambda f: "",
+        is_throttled: Callable[[Exception], bool] = lambda e: False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_filter = base_filter
+        self.start = start
+        self.stats = WatcherStats()
+        self._source = source
+        self._min_interval = 60.0 / budget_per_minute
+        self._lookback = timedelta(seconds=lookback_seconds)
+        self._explore_hint = explore_hint
+        self._is_throttled = is_throttled
+        self._clock = clock
+        self._lines: list[LogLine] = []
+        self._ids: set[str] = set()
+        self._cond = threading.Condition()
+        self._waiters = 0
+        self._closed = False
+        self._last_read = -1e9
+        self._backoff_until = 0.0
+        self._last_error: str = ""
+        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+        self._thread.start()
+
+    # -- public API --------------------------------------------------------------------------------------
+    def lines(self) -> list[LogLine]:
+        with self._cond:
+            return list(self._lines)
+
+    def current_filter(self) -> str:
+        newest = max((line.timestamp for line in self.lines()), default=None)
+        lookback = max(self._lookback, timedelta(seconds=3 * self.stats.max_lag_seconds))
+        since = self.start - timedelta(seconds=5)
+        if newest is not None:
+            since = max(since, newest - lookback)
+        return f'{self.base_filter} AND timestamp>="{format_rfc3339(since)}"'
+
+    def find(
+        self, name: str, where: Mapping[str, str] | None = None, since: datetime | None = None
+    ) -> list[LogMatch]:
+        return self._find(pattern(name), where or {}, since)
+
+    def expect(
+        self,
+        name: str,
+        where: Mapping[str, str] | None = None,
+        *,
+        timeout: float,
+        since: datetime | None = None,
+        failures: Iterable[str] | None = None,
+    ) -> LogMatch:
+        """Wait for a line of pattern ``name`` whose fields equal ``where``; fail early on a failure line."""
+        expected = pattern(name)
+        where = dict(where or {})
+        failure_patterns = [
+            pattern(f) for f in (FAILURES_FOR.get(name, ()) if failures is None else failures)
+        ]
+        started = self._clock()
+        deadline = started + timeout
+        with self._cond:
+            self._waiters += 1
+            self._cond.notify_all()
+            try:
+                while True:
+                    found = self._find(expected, where, since)
+                    if found:
+                        return found[0]
+                    for failure in failure_patterns:
+                        bad = self._find(failure, where, since, partial=True)
+                        if bad:
+                            raise LogExpectationFailed(
+                                self._explain_failure(expected, where, bad[0], self._clock() - started)
+                            )
+                    remaining = deadline - self._clock()
+                    if remaining <= 0 or self._closed:
+                        raise LogExpectationFailed(self._explain_timeout(expected, where, since, timeout))
+                    self._cond.wait(timeout=min(remaining, 1.0))
+            finally:
+                self._waiters -= 1
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    # -- matching ----------------------------------------------------------------------------------------
+    def _find(
+        self, expected: LogPattern, where: Mapping[str, str], since: datetime | None, partial: bool = False
+    ) -> list[LogMatch]:
+        """Matches in timestamp order. ``partial``: a key the line does not carry does not disqualify it."""
+        matches = []
+        for line in self.lines():
+            if since is not None and line.timestamp < since:
+                continue
+            fields = expected.match(line.text)
+            if fields is None:
+                continue
+            if all(fields.get(k) == v if (k in fields or not partial) else True for k, v in where.items()):
+                matches.append(LogMatch(expected.name, line, fields))
+        return matches
+
+    # -- polling -----------------------------------------------------------------------------------------
+    def poll_once(self) -> None:
+        """One read (possibly several pages) of everything within the lookback; new lines are kept."""
+        filter_ = self.current_filter()
+        self._last_read = self._clock()
+        try:
+            lines, pages = self._source.read(filter_)
+        except Exception as e:  # the watcher must keep going; waiters get the error in their report
+            self.stats.reads += 1
+            self.stats.read_times.append(time.time())
+            if self._is_throttled(e):
+                self.stats.throttled += 1
+                self._backoff_until = self._clock() + min(60.0, 5.0 * 2 ** min(self.stats.throttled, 4))
+            self._last_error = f"{type(e).__name__}: {e}"
+            return
+        self.stats.reads += pages
+        self.stats.read_times.append(time.time())
+        self._last_error = ""
+        with self._cond:
+            fresh = [line for line in lines if line.insert_id not in self._ids]
+            for line in fresh:
+                self._ids.add(line.insert_id)
+                if line.receive_timestamp is not None:
+                    lag = (line.receive_timestamp - line.timestamp).total_seconds()
+                    self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag)
+            if fresh:
+                self._lines.extend(fresh)
+                self._lines.sort(key=lambda line: (line.timestamp, line.insert_id))
+                self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and self._waiters == 0:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            now = self._clock()
+            next_read = max(self._last_read + self._min_interval, self._backoff_until)
+            if now < next_read:
+                with self._cond:
+                    self._cond.wait(timeout=next_read - now)
+                continue
+            self.poll_once()
+
+    # -- diagnostics -------------------------------------------------------------------------------------
+    def _closest(self, expected: LogPattern, where: Mapping[str, str], limit: int = 5) -> list[LogLine]:
+        lines = self.lines()
+        anchors = [v for v in where.values() if v]
+        related = [line for line in lines if any(a in line.text for a in anchors)]
+        same_kind = [line for line in lines if expected.match(line.text) is not None and line not in related]
+        if related or same_kind:
+            return (related + same_kind)[-limit:]
+        probe = expected.forms[0].pattern.replace("\\", "")
+        scored = sorted(lines, key=lambda line: difflib.SequenceMatcher(None, probe, line.text).ratio())
+        return scored[-limit:]
+
+    def _context(self, expected: LogPattern, where: Mapping[str, str]) -> str:
+        closest = self._closest(expected, where)
+        shown = "\n".join(f"    {line.short()}" for line in closest) or "    (none)"
+        hint = self._explore_hint(self.current_filter())
+        parts = [
+            f"  closest lines seen:\n{shown}",
+            f"  lines seen this run: {len(self.lines())}; log reads: {self.stats.reads}"
+            + (f"; last read failed: {self._last_error}" if self._last_error else ""),
+            f"  filter: {self.current_filter()}",
+        ]
+        if hint:
+            parts.append(hint)
+        return "\n".join(parts)
+
+    def _explain_timeout(
+        self, expected: LogPattern, where: Mapping[str, str], since: datetime | None, waited: float
+    ) -> str:
+        about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
+        return (
+            f"expected log line {expected.name!r} ({expected.description}) for {about}: not seen after "
+            f"waiting {waited:.1f} s\n"
+            f"  expected: {expected.describe()}\n" + self._context(expected, where)
+        )
+
+    def _explain_failure(
+        self, expected: LogPattern, where: Mapping[str, str], bad: LogMatch, waited: float
+    ) -> str:
+        about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
+        attributed = all(k in bad.fields for k in where)
+        how = "" if attributed else " (attributed by time: the line names no thread)"
+        return (
+            f"while waiting for {expected.name!r} for {about}, failure line {bad.pattern!r} appeared"
+            f"{how} after {waited:.1f} s:\n    {bad.line.short()}\n" + self._context(expected, where)
+        )
+
+
+# -- Cloud Logging as a LogSource ---------------------------------------------------------------------------
+class CloudLoggingSource:
+    """Reads through ``google.cloud.logging.Client`` (JSON API): ascending timestamps, pages of 1000.
+
+    The client hides its pages; the client built by :func:`google_clients.logging_client` counts them.
+    """
+
+    def __init__(self, client: Any, project: str) -> None:
+        self._client = client
+        self._project = project
+
+    def read(self, filter_: str) -> tuple[list[LogLine], int]:
+        from google.cloud import logging as cloud_logging
+
+        session = getattr(self._client, "_http", None)
+        before = getattr(session, "list_calls", 0)
+        entries = self._client.list_entries(
+            resource_names=[f"projects/{self._project}"],
+            filter_=filter_,
+            order_by=cloud_logging.ASCENDING,
+            page_size=1000,
+        )
+        lines = [to_line(entry) for entry in entries]
+        return lines, max(1, getattr(session, "list_calls", 1) - before)
+
+
+def entry_text(payload: Any) -> str:
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, Mapping):
+        message = payload.get("message")
+        if isinstance(message, str):
+            return message
+        import json
+
+        return json.dumps(dict(payload), default=str, ensure_ascii=False)
+    return "" if payload is None else str(payload)
+
+
+def to_line(entry: Any) -> LogLine:
+    text = entry_text(entry.payload)
+    labels = entry.labels or {}
+    resource_labels = entry.resource.labels if entry.resource is not None else {}
+    return LogLine(
+        insert_id=entry.insert_id or f"{entry.timestamp}-{hash(text)}",
+        timestamp=entry.timestamp or utcnow(),
+        receive_timestamp=getattr(entry, "received_timestamp", None),
+        severity=line_severity(entry.severity or "", text),
+        text=text,
+        log_name=entry.log_name or "",
+        revision=resource_labels.get("revision_name", ""),
+        instance_id=labels.get("instanceId", ""),
+        seen_at=time.time(),
+    )

@@ -1,0 +1,109 @@
+"""``python -m emergence_reference [--fault NAME ...]``: serve the reference service like a Cloud Run container.
+
+Listens on ``$HOST``:``$PORT`` (default 127.0.0.1:8080), keeps its data in ``$EMERGENCE_DATA_DIR``
+(created if missing; a temporary directory removed at exit when unset) and switches on the faults named
+by ``--fault`` and ``$EMERGENCE_FAULTS``. A setting it cannot use ends the process at once with exit
+status 2 and one line on stderr, so that a launcher sees the reason instead of a revision that never
+gets ready. SIGTERM shuts down gracefully and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from emergence_reference import faults
+from emergence_reference.config import DATA_DIR_ENV, DEFAULT_HOST, ConfigError, Settings, port_from_env
+
+PROG = "emergence_reference"
+EXIT_USAGE = 2
+# Cloud Run allows 10 s between SIGTERM and SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 8
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="Serve the EmergenceV8 reference service like a Cloud Run container.",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"switch a fault on (repeatable; merged with ${faults.ENV_VAR}); see --list-faults",
+    )
+    parser.add_argument("--list-faults", action="store_true", help="print the known faults and exit")
+    return parser.parse_args(argv)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Uvicorn re-raises the signal it shut down for; ending with SystemExit lets cleanup run.
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.list_faults:
+        for name, description in sorted(faults.REGISTRY.items()):
+            print(f"{name}: {description}")
+        return 0
+
+    env = os.environ
+    try:
+        # Validate every setting before touching the disk or importing the web stack.
+        fault_set = faults.FaultSet.from_names([*faults.split_names(env.get(faults.ENV_VAR)), *args.fault])
+        port = port_from_env(env)
+    except (faults.UnknownFaultError, ConfigError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+
+    configured_dir = env.get(DATA_DIR_ENV)
+    temporary = not configured_dir
+    data_dir = Path(configured_dir) if configured_dir else Path(tempfile.mkdtemp(prefix="emergence-ref-"))
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{PROG}: cannot create data directory {data_dir}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    settings = Settings(
+        data_dir=data_dir,
+        host=env.get("HOST") or DEFAULT_HOST,
+        port=port,
+        faults=fault_set,
+        service=env.get("K_SERVICE"),
+        revision=env.get("K_REVISION"),
+        configuration=env.get("K_CONFIGURATION"),
+    )
+
+    # The web stack is imported only now, so that a refused setting answers at once.
+    import uvicorn
+
+    from emergence_reference.app import create_app
+    from emergence_reference.logs import configure_logging, uvicorn_log_config
+
+    configure_logging()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=uvicorn_log_config(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

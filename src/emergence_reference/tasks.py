@@ -1,0 +1,114 @@
+"""The in-process asynchronous task queue (the public service's ``MemoryTaskQueue``).
+
+An ``asyncio.Queue`` drained by worker tasks started in the app's lifespan: the archive request returns
+at once and the consolidation happens afterwards. Like the public service's queue it is not durable: tasks
+still pending at shutdown are dropped (and counted in the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from emergence_reference.consolidation import Consolidator
+
+logger = logging.getLogger(__name__)
+
+CONSOLIDATE_THREAD = "consolidate_thread"
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str
+    payload: Mapping[str, Any]
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+
+Handler = Callable[[Task], Awaitable[None]]
+
+
+class QueueNotRunningError(RuntimeError):
+    pass
+
+
+class TaskQueue:
+    def __init__(self, handlers: Mapping[str, Handler], workers: int = 2) -> None:
+        self._handlers = dict(handlers)
+        self._worker_count = workers
+        self._queue: asyncio.Queue[Task] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._workers)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(n), name=f"memory-task-worker-{n}")
+            for n in range(self._worker_count)
+        ]
+        logger.info("[MemoryTaskQueue] Started %d workers", self._worker_count)
+
+    def enqueue(self, task: Task) -> None:
+        if task.kind not in self._handlers:
+            raise ValueError(f"no handler for task kind {task.kind!r}")
+        if not self.running:
+            raise QueueNotRunningError("the task queue is not running")
+        self._queue.put_nowait(task)
+
+    async def stop(self) -> None:
+        """Cancel the workers (a task in progress is interrupted) and drop what is still queued."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        dropped = 0
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            dropped += 1
+        logger.info("[MemoryTaskQueue] Stopped %d workers, %d pending tasks dropped", len(workers), dropped)
+
+    async def join(self) -> None:
+        await self._queue.join()
+
+    async def _work(self, number: int) -> None:
+        while True:
+            task = await self._queue.get()
+            started = time.monotonic()
+            try:
+                await self._handlers[task.kind](task)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.error("Task %s failed: %s", task.kind, exc, exc_info=True)
+            else:
+                elapsed = time.monotonic() - started
+                logger.info("Worker %d completed %s in %.2fs", number, task.kind, elapsed)
+            finally:
+                self._queue.task_done()
+
+
+def memory_handlers(consolidator: Consolidator) -> dict[str, Handler]:
+    """The handlers of the memory tasks; each logs what it did with the figures the store reported."""
+
+    async def consolidate_thread(task: Task) -> None:
+        thread_id = str(task.payload["thread_id"])
+        reason = task.payload.get("reason", "archiving")
+        logger.info("[MemoryTaskQueue] Consolidating archived thread %s (reason: %s)", thread_id, reason)
+        result = await consolidator.consolidate_thread(thread_id, str(task.payload["user_id"]))
+        logger.info(
+            "[MemoryTaskQueue] Thread %s consolidated: %d new concepts", thread_id, result.new_concepts
+        )
+
+    return {CONSOLIDATE_THREAD: consolidate_thread}

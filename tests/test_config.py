@@ -1,0 +1,99 @@
+"""smoke.toml validation: every problem is one line naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cloudrun_smoke.config import load_config
+from cloudrun_smoke.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """
+[env.prod]
+project = "p"
+region = "us-central1"
+service = "s"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "smoke.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_smoke_toml_is_valid_for_every_environment() -> None:
+    config = load_config(ROOT / "smoke.toml")
+    assert config.names() == ["local", "prod", "staging"]
+    for name in config.names():
+        env = config.environment(name, environ={})
+        assert env.project and env.region and env.service
+    local = config.environment("local", environ={})
+    assert local.is_local and local.stack is not None
+    assert local.stack.service_cmd == "python -m emergence_reference"
+    assert not config.environment("prod", environ={}).is_local
+
+
+def test_defaults_apply_to_a_minimal_environment(tmp_path: Path) -> None:
+    env = load_config(write(tmp_path, MINIMAL)).environment("prod", environ={})
+    assert (env.auth, env.log_deadline, env.read_budget_per_minute, env.health_path) == (
+        "dev-bypass",
+        60.0,
+        30,
+        "/api/health",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[env.prod]\nproject = 'p'\nregion = 'r'\n", "[env.prod]: missing required key 'service'"),
+        (
+            MINIMAL + "log_deadline = 'soon'\n",
+            "[env.prod].log_deadline: expected a positive number, got 'soon'",
+        ),
+        (MINIMAL + "log_dedline = 3\n", "[env.prod]: unknown key 'log_dedline'"),
+        (
+            MINIMAL + "auth = 'magic'\n",
+            "[env.prod].auth: expected one of none, dev-bypass, bearer, got 'magic'",
+        ),
+        (MINIMAL + "health_path = 'health'\n", "[env.prod].health_path: expected a path starting with '/'"),
+        (
+            MINIMAL + "[env.prod.stack]\nstartup_timeout = -1\n",
+            "[env.prod.stack].startup_timeout: expected a positive",
+        ),
+        ("[env.prod\nproject = 1", "not valid TOML"),
+        ("[other]\nx = 1\n", "no [env.NAME] tables"),
+    ],
+)
+def test_malformed_config_is_one_line_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path).environment("prod", environ={})
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown environment 'prdo' in .*smoke.toml; known: prod"):
+        load_config(write(tmp_path, MINIMAL)).environment("prdo", environ={})
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no such file .*--smoke-config"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_smoke_variables_override_and_are_validated(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + "[env.prod.stack]\n"))
+    env = config.environment(
+        "prod", environ={"SMOKE_LOG_DEADLINE": "7.5", "SMOKE_LOCAL_SERVICE_CMD": "./svc"}
+    )
+    assert env.log_deadline == 7.5
+    assert env.stack is not None and env.stack.service_cmd == "./svc"
+    with pytest.raises(ConfigError, match="SMOKE_LOG_DEADLINE"):
+        config.environment("prod", environ={"SMOKE_LOG_DEADLINE": "-1"})
