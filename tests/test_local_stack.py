@@ -13,6 +13,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
+from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.runner import RevisionStartError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
@@ -53,7 +54,7 @@ def stack() -> Iterator[LocalStack]:
 
 
 def logs(stack: LocalStack) -> cloud_logging.Client:
-    return cloud_logging.Client(
+    return reading_client_class()(
         project="stack-test",
         credentials=AnonymousCredentials(),
         _use_grpc=False,

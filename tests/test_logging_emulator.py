@@ -11,6 +11,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
+from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
@@ -33,7 +34,7 @@ def serve(api: LoggingApi) -> JsonApiServer:
 
 
 def client_for(endpoint: str, project: str = PROJECT) -> cloud_logging.Client:
-    return cloud_logging.Client(
+    return reading_client_class()(
         project=project,
         credentials=AnonymousCredentials(),
         _use_grpc=False,

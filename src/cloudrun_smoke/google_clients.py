@@ -58,10 +58,27 @@ class CountingSession(AuthorizedSession):
         return super().request(method, url, *args, **kwargs)
 
 
+def reading_client_class() -> type:
+    """``google.cloud.logging.Client`` whose loggers never probe the metadata server.
+
+    Parsing an entry creates a ``Logger`` per log name, and a ``Logger`` without a resource calls
+    ``detect_resource()``, which asks metadata.google.internal with a 5 s timeout: off Google Cloud
+    that stalls a read for 5 s. A reader never writes through these loggers, so any resource will do.
+    """
+    from google.cloud import logging as cloud_logging
+    from google.cloud.logging_v2.resource import Resource
+
+    class ReadingLoggingClient(cloud_logging.Client):  # type: ignore[misc]
+        def logger(self, name: str, *, labels: Any = None, resource: Any = None) -> Any:
+            return super().logger(
+                name, labels=labels, resource=resource or Resource(type="global", labels={})
+            )
+
+    return ReadingLoggingClient
+
+
 def logging_client(env: Environment, credentials: Credentials | None) -> Any:
     """A Logging client on the JSON API; ``client._http.list_calls`` counts its reads."""
-    from google.cloud import logging as cloud_logging
-
     if credentials is None:
         import google.auth
 
@@ -74,4 +91,4 @@ def logging_client(env: Environment, credentials: Credentials | None) -> Any:
     }
     if env.logging_api_endpoint:
         kwargs["client_options"] = {"api_endpoint": env.logging_api_endpoint}
-    return cloud_logging.Client(**kwargs)
+    return reading_client_class()(**kwargs)
