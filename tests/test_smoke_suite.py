@@ -86,6 +86,7 @@ def test_every_check_passes_against_the_reference_service(tmp_path: Path) -> Non
     assert {k: v for k, v in run.outcomes.items() if k in CHECKS} == dict.fromkeys(CHECKS, "passed"), (
         run.output
     )
+    assert "skipped" not in run.outcomes.values(), run.outcomes
     assert processes_with_marker(run.marker) == [], "processes of the stack outlived the pytest session"
 
 
