@@ -1,7 +1,14 @@
-"""Runbook 4.1 — the service is deployed: the new revision is Ready and serves 100 % of traffic."""
+"""Runbook 4.1 — the service is deployed: the new revision is Ready, serves 100 % of traffic, and runs
+the expected image with the expected resources and environment."""
 
 from __future__ import annotations
 
+import re
+import warnings
+
+import pytest
+
+from cloudrun_smoke.config import Environment
 from cloudrun_smoke.discovery import Target
 
 
@@ -20,10 +27,62 @@ def test_revision_under_test_is_ready(smoke_target: Target) -> None:
     )
 
 
-def test_revision_under_test_serves_all_traffic(smoke_target: Target) -> None:
+def test_revision_under_test_serves_all_traffic(
+    smoke_target: Target, smoke_expected_revision: str | None
+) -> None:
     t = smoke_target
+    if smoke_expected_revision:
+        assert t.revision == smoke_expected_revision, (
+            f"--expect-revision {smoke_expected_revision}: the service serves {t.revision} instead; "
+            f"traffic: {t.describe_traffic()}"
+        )
     percent = t.percent_for(t.revision)
     assert percent == 100, (
         f"expected revision {t.revision} to serve 100 % of traffic, it serves {percent} %; "
         f"traffic: {t.describe_traffic()}"
+    )
+    if t.latest_ready_revision and t.latest_ready_revision != t.revision:
+        warnings.warn(
+            f"the latest ready revision {t.latest_ready_revision} serves "
+            f"{t.percent_for(t.latest_ready_revision)} % of traffic (a canary without traffic?)",
+            stacklevel=1,
+        )
+
+
+def test_image_is_the_expected_one(smoke_target: Target, smoke_env: Environment) -> None:
+    expected = smoke_env.expect.image
+    if not expected:
+        pytest.skip(f"no [env.{smoke_env.name}.expect] image to compare with")
+    assert re.fullmatch(expected, smoke_target.image), (
+        f"revision {smoke_target.revision} runs image {smoke_target.image!r}, expected one matching {expected!r}"
+    )
+
+
+def test_resources_are_as_configured(smoke_target: Target, smoke_env: Environment) -> None:
+    e, t = smoke_env.expect, smoke_target
+    wanted = {
+        "memory": (e.memory or None, t.memory),
+        "cpu": (e.cpu or None, t.cpu),
+        "timeout_seconds": (e.timeout_seconds, t.timeout_seconds),
+        "min_instances": (e.min_instances, t.min_instances),
+        "max_instances": (e.max_instances, t.max_instances),
+    }
+    checked = {k: v for k, v in wanted.items() if v[0] is not None}
+    if not checked:
+        pytest.skip(f"no resources in [env.{smoke_env.name}.expect] to compare with")
+    wrong = {k: v for k, v in checked.items() if str(v[0]) != str(v[1])}
+    assert not wrong, f"revision {t.revision}: " + "; ".join(
+        f"{k} is {actual!r}, expected {expected!r}" for k, (expected, actual) in wrong.items()
+    )
+
+
+def test_required_env_vars_are_set(smoke_target: Target, smoke_env: Environment) -> None:
+    required = smoke_env.expect.env_names
+    if not required:
+        pytest.skip(f"no env_names in [env.{smoke_env.name}.expect]")
+    present = set(smoke_target.env_names) | set(smoke_target.secret_env_names)
+    missing = [name for name in required if name not in present]
+    assert not missing, (
+        f"revision {smoke_target.revision} lacks env var(s) {', '.join(missing)}; it sets "
+        f"{', '.join(sorted(present)) or 'none'} (names only: values are never read)"
     )

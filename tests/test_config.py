@@ -58,7 +58,7 @@ def test_defaults_apply_to_a_minimal_environment(tmp_path: Path) -> None:
         (MINIMAL + "log_dedline = 3\n", "[env.prod]: unknown key 'log_dedline'"),
         (
             MINIMAL + "auth = 'magic'\n",
-            "[env.prod].auth: expected one of none, dev-bypass, bearer, got 'magic'",
+            "[env.prod].auth: expected one of none, dev-bypass, bearer, login, id-token, got 'magic'",
         ),
         (MINIMAL + "health_path = 'health'\n", "[env.prod].health_path: expected a path starting with '/'"),
         (

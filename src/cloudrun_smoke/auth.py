@@ -1,7 +1,7 @@
 """How the suite authenticates to the service: the headers of one auth mode.
 
-Tokens are read from environment variables named in the configuration, never from the file, and
-never appear in a message: errors name the variable, not its value.
+Tokens and passwords are read from environment variables named in the configuration, never from the
+file, and never appear in a message: errors name the variable, not its value.
 """
 
 from __future__ import annotations
@@ -9,12 +9,90 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import httpx
+
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
 
 
+def _secret(environ: Mapping[str, str], variable: str, what: str, env: Environment) -> str:
+    value = environ.get(variable, "").strip()
+    if not value:
+        raise SmokeError(
+            f"auth mode {env.auth!r} for environment {env.name!r} needs {what} in ${variable}: "
+            f"export {variable}=... (e.g. from your CI's secret store)"
+        )
+    return value
+
+
+def login_token(env: Environment, base_url: str, environ: Mapping[str, str]) -> str:
+    """The app's own JWT from ``POST /api/auth/login``; the password never leaves this function."""
+    email = _secret(environ, env.login_email_env, "the smoke account's e-mail", env)
+    password = _secret(environ, env.login_password_env, "the smoke account's password", env)
+    try:
+        response = httpx.post(
+            f"{base_url}/api/auth/login", json={"email": email, "password": password}, timeout=30
+        )
+    except httpx.HTTPError as e:
+        raise SmokeError(f"login at {base_url}/api/auth/login failed: {type(e).__name__}") from None
+    token = None
+    if response.status_code == 200:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        token = (
+            body.get("token") or body.get("access_token") or body.get("id_token")
+            if isinstance(body, dict)
+            else None
+        )
+    if not isinstance(token, str) or not token:
+        raise SmokeError(
+            f"login as ${env.login_email_env} at {base_url}/api/auth/login was refused "
+            f"(HTTP {response.status_code}); check the account and ${env.login_password_env}"
+        )
+    return token
+
+
+def id_token(env: Environment, audience: str) -> str:
+    """A Google-signed ID token for Cloud Run IAM (``roles/run.invoker``)."""
+    import google.auth.exceptions
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    request = google.auth.transport.requests.Request()
+    try:
+        if env.impersonate_service_account:
+            import google.auth
+            from google.auth import impersonated_credentials
+
+            source, _ = google.auth.default()
+            target = impersonated_credentials.Credentials(
+                source_credentials=source,
+                target_principal=env.impersonate_service_account,
+                target_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+            )
+            creds = impersonated_credentials.IDTokenCredentials(
+                target, target_audience=audience, include_email=True
+            )
+            creds.refresh(request)
+            return str(creds.token)
+        return str(google.oauth2.id_token.fetch_id_token(request, audience))
+    except google.auth.exceptions.GoogleAuthError as e:
+        raise SmokeError(
+            f"no ID token for {audience} ({type(e).__name__}): set GOOGLE_APPLICATION_CREDENTIALS to a "
+            "service-account key (or impersonated-service-account) file, run on Google Cloud, or set "
+            f"impersonate_service_account in [env.{env.name}]; user credentials and workload identity "
+            'federation cannot mint ID tokens themselves (or use auth = "bearer" with a token from CI)'
+        ) from None
+
+
 def auth_headers(
-    env: Environment, user_id: str, session_id: str, environ: Mapping[str, str] | None = None
+    env: Environment,
+    user_id: str,
+    session_id: str,
+    environ: Mapping[str, str] | None = None,
+    base_url: str = "",
 ) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     if env.auth == "none":
@@ -22,12 +100,10 @@ def auth_headers(
     if env.auth == "dev-bypass":
         return {"x-dev-bypass": "1", "x-user-id": user_id, "x-session-id": session_id}
     if env.auth == "bearer":
-        variable = env.bearer_token_env or "SMOKE_BEARER_TOKEN"
-        token = environ.get(variable, "").strip()
-        if not token:
-            raise SmokeError(
-                f"auth mode 'bearer' for environment {env.name!r} needs a token in ${variable}: "
-                f"export {variable}=... (e.g. from your CI's auth step)"
-            )
+        token = _secret(environ, env.bearer_token_env or "SMOKE_BEARER_TOKEN", "a token", env)
         return {"Authorization": f"Bearer {token}"}
+    if env.auth == "login":
+        return {"Authorization": f"Bearer {login_token(env, base_url, environ)}"}
+    if env.auth == "id-token":
+        return {"Authorization": f"Bearer {id_token(env, env.id_token_audience or base_url)}"}
     raise SmokeError(f"auth mode {env.auth!r} is not supported")

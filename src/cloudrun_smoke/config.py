@@ -13,9 +13,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cloudrun_smoke.check_settings import (
+    CHECKS_SCHEMA,
+    EXPECT_SCHEMA,
+    SLO_SCHEMA,
+    CheckSettings,
+    DeploymentExpectations,
+    KnownFailure,
+    SloThresholds,
+    parse_known_failures,
+    parse_patterns,
+    parse_section,
+)
 from cloudrun_smoke.errors import ConfigError
+from cloudrun_smoke.patterns import catalogue_with
 
-AUTH_MODES = ("none", "dev-bypass", "bearer")
+AUTH_MODES = ("none", "dev-bypass", "bearer", "login", "id-token")
 ENV_VAR = "SMOKE_ENV"
 
 
@@ -57,7 +70,26 @@ class Environment:
     http_timeout: float = 30.0
     run_api_endpoint: str = ""
     logging_api_endpoint: str = ""
+    read_only: bool = False
+    login_email_env: str = "SMOKE_LOGIN_EMAIL"
+    login_password_env: str = "SMOKE_LOGIN_PASSWORD"
+    id_token_audience: str = ""
+    impersonate_service_account: str = ""
+    expect: DeploymentExpectations = field(default_factory=DeploymentExpectations)
+    slo: SloThresholds = field(default_factory=SloThresholds)
+    checks: CheckSettings = field(default_factory=CheckSettings)
+    patterns: Mapping[str, list[str]] = field(default_factory=dict)
+    known_failures: Mapping[str, KnownFailure] = field(default_factory=dict)
     stack: StackSettings | None = None
+
+    @property
+    def user_is_chosen_by_suite(self) -> bool:
+        """Whether each run may act as its own user (dev-bypass, or no auth); else one fixed identity."""
+        return self.auth in ("dev-bypass", "none")
+
+    @property
+    def strict_errors(self) -> bool:
+        return self.is_local or self.checks.strict_errors
 
     @property
     def is_local(self) -> bool:
@@ -107,6 +139,12 @@ def _non_negative_int(value: Any) -> int:
     return value
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _auth_mode(value: Any) -> str:
     if value not in AUTH_MODES:
         raise ValueError(f"expected one of {', '.join(AUTH_MODES)}, got {value!r}")
@@ -150,6 +188,11 @@ ENV_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "http_timeout": (_positive_number, False),
     "run_api_endpoint": (_string, False),
     "logging_api_endpoint": (_string, False),
+    "read_only": (_boolean, False),
+    "login_email_env": (_nonempty_string, False),
+    "login_password_env": (_nonempty_string, False),
+    "id_token_audience": (_string, False),
+    "impersonate_service_account": (_string, False),
 }
 
 STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
@@ -216,7 +259,9 @@ class SmokeConfig:
         raw = dict(self.environments[name])
         raw_stack = raw.pop("stack", None)
         where = f"{self.path}: [env.{name}]"
+        sections = {key: raw.pop(key) for key in SECTIONS if key in raw}
         values = _parse_table(raw, ENV_SCHEMA, where)
+        values.update(_parse_sections(sections, f"{self.path}: env.{name}"))
         values.update(_overrides(environ, ENV_OVERRIDES))
         if raw_stack is not None:
             stack_where = f"{self.path}: [env.{name}.stack]"
@@ -228,6 +273,34 @@ class SmokeConfig:
             stack_values.update(_overrides(environ, STACK_OVERRIDES))
             values["stack"] = StackSettings(**stack_values)
         return Environment(name=name, source=str(self.path), **values)
+
+
+SECTIONS = ("expect", "slo", "checks", "patterns", "known_failures")
+
+
+def _parse_sections(sections: Mapping[str, Any], where: str) -> dict[str, Any]:
+    try:
+        values: dict[str, Any] = {}
+        if "expect" in sections:
+            values["expect"] = DeploymentExpectations(
+                **parse_section(sections["expect"], EXPECT_SCHEMA, f"{where}.expect")
+            )
+        if "slo" in sections:
+            values["slo"] = SloThresholds(**parse_section(sections["slo"], SLO_SCHEMA, f"{where}.slo"))
+        if "checks" in sections:
+            values["checks"] = CheckSettings(
+                **parse_section(sections["checks"], CHECKS_SCHEMA, f"{where}.checks")
+            )
+        if "patterns" in sections:
+            values["patterns"] = parse_patterns(sections["patterns"], f"{where}.patterns")
+            catalogue_with(values["patterns"])
+        if "known_failures" in sections:
+            values["known_failures"] = parse_known_failures(
+                sections["known_failures"], f"{where}.known_failures"
+            )
+    except ValueError as e:
+        raise ConfigError(str(e).replace(f"{where}.patterns: ", f"{where}.patterns.")) from None
+    return values
 
 
 def _overrides(environ: Mapping[str, str], table: Mapping[str, tuple[str, Parser]]) -> dict[str, Any]:

@@ -73,3 +73,84 @@ def get_thread(service: ServiceClient, thread_id: str) -> dict[str, Any]:
 def delete_thread(service: ServiceClient, thread_id: str) -> int:
     """Delete (soft or hard: the contract allows both); a thread already gone is fine."""
     return service.delete(thread_path(thread_id)).status_code
+
+
+def clear_memory(service: ServiceClient) -> int:
+    """Wipe the caller's memory: only ever for a user that exists for this run alone."""
+    return service.delete("/api/memory/clear").status_code
+
+
+# -- memory ------------------------------------------------------------------------------------------------
+BATCH = "/api/memory/consolidate-archived"
+BATCH_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "status": str,
+    "consolidated_count": int,
+    "skipped_count": int,
+    "total_archived": int,
+    "errors": list,
+}
+
+
+def schema_problems(body: Any, fields: dict[str, type | tuple[type, ...]]) -> list[str]:
+    """Missing or mistyped fields; extra fields are allowed (the contract may grow)."""
+    if not isinstance(body, dict):
+        return [f"expected a JSON object, got {type(body).__name__}"]
+    problems = []
+    for name, kind in fields.items():
+        if name not in body:
+            problems.append(f"missing field {name!r}")
+        elif (isinstance(body[name], bool) and kind is int) or not isinstance(body[name], kind):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            problems.append(f"field {name!r} should be {expected}, got {body[name]!r}")
+    return problems
+
+
+def consolidate_archived(service: ServiceClient, **body: Any) -> dict[str, Any]:
+    """``POST /api/memory/consolidate-archived`` with its schema checked (status, counts, errors)."""
+    response = service.post(BATCH, body)
+    result = expect_json(response, 200, f"batch consolidation (POST {BATCH} {body})")
+    problems = schema_problems(result, BATCH_FIELDS)
+    if problems:
+        raise ServiceResponseError(
+            f"batch consolidation (POST {BATCH} {body}): {'; '.join(problems)}\n  body: {result!r}"
+        )
+    return dict(result)
+
+
+def tend_garden(service: ServiceClient, body: dict[str, Any]) -> dict[str, Any]:
+    path = "/api/memory/tend-garden"
+    result = expect_json(service.post(path, body), 200, f"tend the memory garden (POST {path} {body})")
+    if not isinstance(result, dict):
+        raise ServiceResponseError(f"POST {path}: expected a JSON object, got {result!r}")
+    return result
+
+
+def user_stats(service: ServiceClient) -> dict[str, Any]:
+    path = "/api/memory/user/stats"
+    body = expect_json(service.get(path), 200, f"memory stats (GET {path})")
+    problems = schema_problems(body, {"preferences": dict, "concepts": dict})
+    if problems:
+        raise ServiceResponseError(f"GET {path}: {'; '.join(problems)}\n  body: {body!r}")
+    return dict(body)
+
+
+def search_messages(service: ServiceClient, query: str) -> list[dict[str, Any]]:
+    path = "/api/memory/search"
+    body = expect_json(
+        service.get(path, params={"q": query, "limit": 50}), 200, f"message search (GET {path})"
+    )
+    problems = schema_problems(body, {"results": list})
+    if problems:
+        raise ServiceResponseError(f"GET {path}?q={query}: {'; '.join(problems)}\n  body: {body!r}")
+    return list(body["results"])
+
+
+def search_concepts(service: ServiceClient, query: str) -> list[dict[str, Any]]:
+    path = "/api/memory/concepts/search"
+    body = expect_json(
+        service.get(path, params={"q": query, "limit": 20}), 200, f"concept search (GET {path})"
+    )
+    problems = schema_problems(body, {"results": list})
+    if problems:
+        raise ServiceResponseError(f"GET {path}?q={query}: {'; '.join(problems)}\n  body: {body!r}")
+    return list(body["results"])

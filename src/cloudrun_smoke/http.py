@@ -65,11 +65,11 @@ def _retryable_error(method: str, error: BaseException) -> bool:
 @dataclass
 class ServiceClient:
     base_url: str
-    headers: Mapping[str, str]
-    run_id: str
+    headers: Mapping[str, str] = field(repr=False)  # may carry a token: never in a report
+    run_id: str = ""
     timeout: float = 30.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timings: list[Timing] = field(default_factory=list)
+    retry: RetryPolicy = field(default_factory=RetryPolicy, repr=False)
+    timings: list[Timing] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._client = httpx.Client(

@@ -62,8 +62,10 @@ class LogExpectationFailed(AssertionError):
 class WatcherStats:
     reads: int = 0
     throttled: int = 0
+    polls: int = 0
     read_times: list[float] = field(default_factory=list)
     max_lag_seconds: float = 0.0
+    lags: list[float] = field(default_factory=list)
 
 
 def line_severity(severity: str, text: str) -> str:
@@ -74,6 +76,70 @@ def line_severity(severity: str, text: str) -> str:
     if not m:
         return "DEFAULT"
     return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(m.group(1), m.group(1))
+
+
+@dataclass
+class Expectation:
+    """A line the run waits for. Registered at once, resolved by the poller: many overlap in time.
+
+    ``result()`` blocks until the line came, a failure line came, or the deadline passed; the waiting
+    happened meanwhile, so a test that asks late pays nothing for it.
+    """
+
+    pattern: LogPattern
+    where: Mapping[str, str]
+    since: datetime | None
+    failures: tuple[LogPattern, ...]
+    timeout: float
+    registered_at: float  # watcher clock
+    deadline: float
+    _watcher: LogWatcher
+    match: LogMatch | None = None
+    error: str = ""
+    resolved_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.resolved_at is not None
+
+    def result(self) -> LogMatch:
+        self._watcher._wait_for(self)
+        if self.match is None:
+            raise LogExpectationFailed(self.error)
+        return self.match
+
+    def waited(self) -> float:
+        return (self.resolved_at or self._watcher._clock()) - self.registered_at
+
+
+@dataclass
+class Absence:
+    """A line that must NOT appear within a window (e.g. a second enqueue after archiving twice)."""
+
+    pattern: LogPattern
+    where: Mapping[str, str]
+    since: datetime | None
+    registered_at: float
+    deadline: float
+    _watcher: LogWatcher
+    allowed: int = 0  # lines that may match (e.g. 1: the first enqueue, but no second one)
+    match: LogMatch | None = None
+    resolved_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.resolved_at is not None
+
+    def result(self) -> None:
+        self._watcher._wait_for(self)
+        if self.match is not None:
+            about = ", ".join(f"{k}={v}" for k, v in self.where.items()) or "any"
+            limit = "must not appear" if not self.allowed else f"must appear at most {self.allowed} time(s)"
+            raise LogExpectationFailed(
+                f"log line {self.pattern.name!r} ({self.pattern.description}) for {about} {limit}, "
+                f"but it did:\n    {self.match.line.short()}\n"
+                + self._watcher._context(self.pattern, self.where)
+            )
 
 
 class LogWatcher:
@@ -88,20 +154,24 @@ class LogWatcher:
         explore_hint: Callable[[str], str] = lambda f: "",
         is_throttled: Callable[[Exception], bool] = lambda e: False,
         clock: Callable[[], float] = time.monotonic,
+        catalogue: Mapping[str, LogPattern] | None = None,
     ) -> None:
         self.base_filter = base_filter
         self.start = start
         self.stats = WatcherStats()
+        self.expectations: list[Expectation] = []
         self._source = source
         self._min_interval = 60.0 / budget_per_minute
         self._lookback = timedelta(seconds=lookback_seconds)
         self._explore_hint = explore_hint
         self._is_throttled = is_throttled
         self._clock = clock
+        self._catalogue = catalogue
         self._lines: list[LogLine] = []
         self._ids: set[str] = set()
         self._cond = threading.Condition()
-        self._waiters = 0
+        self._pending: list[Expectation | Absence] = []
+        self._refresh_requested = False
         self._closed = False
         self._last_read = -1e9
         self._backoff_until = 0.0
@@ -110,6 +180,9 @@ class LogWatcher:
         self._thread.start()
 
     # -- public API --------------------------------------------------------------------------------------
+    def pattern(self, name: str) -> LogPattern:
+        return pattern(name, self._catalogue)
+
     def lines(self) -> list[LogLine]:
         with self._cond:
             return list(self._lines)
@@ -125,7 +198,40 @@ class LogWatcher:
     def find(
         self, name: str, where: Mapping[str, str] | None = None, since: datetime | None = None
     ) -> list[LogMatch]:
-        return self._find(pattern(name), where or {}, since)
+        return self._find(self.pattern(name), where or {}, since)
+
+    def expect_later(
+        self,
+        name: str,
+        where: Mapping[str, str] | None = None,
+        *,
+        timeout: float,
+        since: datetime | None = None,
+        failures: Iterable[str] | None = None,
+    ) -> Expectation:
+        """Start waiting for a line of pattern ``name`` whose fields equal ``where``; return at once.
+
+        A failure line for the same subject (e.g. the thread id) resolves it early as a failure.
+        """
+        failure_names = FAILURES_FOR.get(name, ()) if failures is None else tuple(failures)
+        now = self._clock()
+        expectation = Expectation(
+            self.pattern(name),
+            dict(where or {}),
+            since,
+            tuple(self.pattern(f) for f in failure_names),
+            timeout,
+            now,
+            now + timeout,
+            self,
+        )
+        with self._cond:
+            self.expectations.append(expectation)
+            self._evaluate(expectation)
+            if not expectation.done:
+                self._pending.append(expectation)
+            self._cond.notify_all()
+        return expectation
 
     def expect(
         self,
@@ -137,39 +243,93 @@ class LogWatcher:
         failures: Iterable[str] | None = None,
     ) -> LogMatch:
         """Wait for a line of pattern ``name`` whose fields equal ``where``; fail early on a failure line."""
-        expected = pattern(name)
-        where = dict(where or {})
-        failure_patterns = [
-            pattern(f) for f in (FAILURES_FOR.get(name, ()) if failures is None else failures)
-        ]
-        started = self._clock()
-        deadline = started + timeout
+        return self.expect_later(name, where, timeout=timeout, since=since, failures=failures).result()
+
+    def expect_absent(
+        self,
+        name: str,
+        where: Mapping[str, str] | None = None,
+        *,
+        window: float,
+        since: datetime | None = None,
+        allowed: int = 0,
+    ) -> Absence:
+        """Start watching that no more than ``allowed`` lines of ``name`` for ``where`` appear for ``window`` s."""
+        now = self._clock()
+        absence = Absence(self.pattern(name), dict(where or {}), since, now, now + window, self, allowed)
         with self._cond:
-            self._waiters += 1
+            self._pending.append(absence)
             self._cond.notify_all()
-            try:
-                while True:
-                    found = self._find(expected, where, since)
-                    if found:
-                        return found[0]
-                    for failure in failure_patterns:
-                        bad = self._find(failure, where, since, partial=True)
-                        if bad:
-                            raise LogExpectationFailed(
-                                self._explain_failure(expected, where, bad[0], self._clock() - started)
-                            )
-                    remaining = deadline - self._clock()
-                    if remaining <= 0 or self._closed:
-                        raise LogExpectationFailed(self._explain_timeout(expected, where, since, timeout))
-                    self._cond.wait(timeout=min(remaining, 1.0))
-            finally:
-                self._waiters -= 1
+        return absence
+
+    def refresh(self, timeout: float = 30.0) -> None:
+        """One more read as soon as the budget allows, and return when it is done (e.g. before a final scan)."""
+        with self._cond:
+            target = self.stats.polls + 1
+            self._refresh_requested = True
+            self._cond.notify_all()
+            end = self._clock() + timeout
+            while self.stats.polls < target and not self._closed and self._clock() < end:
+                self._cond.wait(timeout=0.5)
+
+    def wait_idle(self) -> None:
+        """Return once every expectation registered so far is resolved (each has its own deadline)."""
+        with self._cond:
+            while self._pending and not self._closed:
+                self._cond.wait(timeout=0.5)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
+            for item in self._pending:
+                self._resolve_at_deadline(item)
+            self._pending.clear()
             self._cond.notify_all()
         self._thread.join(timeout=10)
+
+    def _wait_for(self, item: Expectation | Absence) -> None:
+        with self._cond:
+            while not item.done:
+                self._cond.wait(timeout=0.5)
+
+    # -- resolution (under the lock) -----------------------------------------------------------------------
+    def _evaluate(self, item: Expectation | Absence) -> None:
+        now = self._clock()
+        if isinstance(item, Absence):
+            found = self._find(item.pattern, item.where, item.since)
+            if len(found) > item.allowed:
+                item.match = found[item.allowed]
+                item.resolved_at = now
+            elif now >= item.deadline:
+                item.resolved_at = now
+            return
+        found = self._find(item.pattern, item.where, item.since)
+        if found:
+            item.match = found[0]
+            item.resolved_at = now
+            return
+        for failure in item.failures:
+            bad = self._find(failure, item.where, item.since, partial=True)
+            if bad:
+                item.error = self._explain_failure(item.pattern, item.where, bad[0], now - item.registered_at)
+                item.resolved_at = now
+                return
+        if now >= item.deadline:
+            self._resolve_at_deadline(item)
+
+    def _resolve_at_deadline(self, item: Expectation | Absence) -> None:
+        if item.done:
+            return
+        if isinstance(item, Expectation):
+            item.error = self._explain_timeout(item.pattern, item.where, item.since, item.timeout)
+        item.resolved_at = self._clock()
+
+    def _evaluate_pending(self) -> None:
+        for item in self._pending:
+            self._evaluate(item)
+        if any(item.done for item in self._pending):
+            self._pending = [item for item in self._pending if not item.done]
+            self._cond.notify_all()
 
     # -- matching ----------------------------------------------------------------------------------------
     def _find(
@@ -201,6 +361,9 @@ class LogWatcher:
                 self.stats.throttled += 1
                 self._backoff_until = self._clock() + min(60.0, 5.0 * 2 ** min(self.stats.throttled, 4))
             self._last_error = f"{type(e).__name__}: {e}"
+            with self._cond:
+                self.stats.polls += 1
+                self._cond.notify_all()
             return
         self.stats.reads += pages
         self.stats.read_times.append(time.time())
@@ -212,24 +375,31 @@ class LogWatcher:
                 if line.receive_timestamp is not None:
                     lag = (line.receive_timestamp - line.timestamp).total_seconds()
                     self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag)
+                    self.stats.lags.append(lag)
             if fresh:
                 self._lines.extend(fresh)
                 self._lines.sort(key=lambda line: (line.timestamp, line.insert_id))
-                self._cond.notify_all()
+            self.stats.polls += 1
+            self._evaluate_pending()
+            self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and self._waiters == 0:
+                while not self._closed and not self._pending and not self._refresh_requested:
                     self._cond.wait()
                 if self._closed:
                     return
-            now = self._clock()
-            next_read = max(self._last_read + self._min_interval, self._backoff_until)
-            if now < next_read:
-                with self._cond:
-                    self._cond.wait(timeout=next_read - now)
-                continue
+                self._evaluate_pending()  # deadlines pass between reads too
+                if not self._pending and not self._refresh_requested:
+                    continue
+                now = self._clock()
+                next_read = max(self._last_read + self._min_interval, self._backoff_until)
+                if now < next_read:
+                    soonest = min((item.deadline for item in self._pending), default=next_read)
+                    self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
+                    continue
+                self._refresh_requested = False
             self.poll_once()
 
     # -- diagnostics -------------------------------------------------------------------------------------

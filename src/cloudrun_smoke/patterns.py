@@ -73,6 +73,40 @@ CATALOGUE: Mapping[str, LogPattern] = {
             r"Task consolidate_thread failed: (?P<error>.*)",
             failure=True,
         ),
+        _pattern(
+            "batch.processing",
+            "the batch consolidation started",
+            r"\[consolidate_archived\] Processing (?P<count>\d+) archived threads? \(force=(?P<force>\w+)\)",
+        ),
+        _pattern(
+            "batch.thread_consolidated",
+            "the batch consolidated one thread",
+            rf"\[consolidate_archived\] Thread (?P<thread_id>{_ID}) consolidated: (?P<concepts>\d+) concepts?",
+        ),
+        _pattern(
+            "batch.completed",
+            "the batch consolidation finished",
+            r"\[consolidate_archived\] Batch completed: (?P<consolidated>\d+) consolidated, "
+            r"(?P<skipped>\d+) skipped, (?P<errors>\d+) errors?",
+        ),
+        _pattern(
+            "preferences.saved",
+            "preferences were persisted (any of the service's three forms)",
+            # The runbook's form names user and thread; the analyzer's names the user; the path that
+            # really persists names neither and is attributed by time.
+            rf"\[analyzer\] Saved (?P<count>\d+) preferences? to vector DB \(user: (?P<user_id>{_ID}), "
+            rf"thread: (?P<thread_id>{_ID})\)",
+            rf"\[PreferenceExtractor\] Saved (?P<count>\d+)/(?P<candidates>\d+) preferences? to ChromaDB "
+            rf"for user (?P<user_id>{_ID})",
+            r"(?P<count>\d+) items? ajoutés/mis à jour dans 'memory_preferences'",
+            r"(?P<count>\d+) préférences/intentions vectorisées",
+        ),
+        _pattern(
+            "preferences.failed",
+            "persisting preferences failed",
+            r"Vectorisation préférences impossible: (?P<error>.*)",
+            failure=True,
+        ),
     )
 }
 
@@ -81,11 +115,42 @@ FAILURES_FOR: Mapping[str, tuple[str, ...]] = {
     "archive.enqueued": ("archive.enqueue_failed",),
     "queue.consolidating": ("archive.enqueue_failed",),
     "queue.consolidated": ("consolidation.error",),
+    "preferences.saved": ("preferences.failed",),
 }
 
+# The contract's failure catalogue: ERROR/WARNING lines that mean a consolidation went wrong.
+FAILURE_PATTERNS: tuple[str, ...] = tuple(name for name, p in CATALOGUE.items() if p.failure)
 
-def pattern(name: str) -> LogPattern:
+
+def pattern(name: str, catalogue: Mapping[str, LogPattern] | None = None) -> LogPattern:
+    catalogue = CATALOGUE if catalogue is None else catalogue
     try:
-        return CATALOGUE[name]
+        return catalogue[name]
     except KeyError:
-        raise KeyError(f"no log pattern named {name!r}; known: {', '.join(sorted(CATALOGUE))}") from None
+        raise KeyError(f"no log pattern named {name!r}; known: {', '.join(sorted(catalogue))}") from None
+
+
+def catalogue_with(overrides: Mapping[str, list[str]]) -> Mapping[str, LogPattern]:
+    """The catalogue with some patterns' forms replaced (per environment, from ``smoke.toml``).
+
+    A replacement must keep the captured fields the checks correlate on, or it would silently match
+    every thread's line; that is checked here, before the run starts.
+    """
+    result = dict(CATALOGUE)
+    for name, forms in overrides.items():
+        if name not in CATALOGUE:
+            raise ValueError(f"no log pattern named {name!r}; known: {', '.join(sorted(CATALOGUE))}")
+        base = CATALOGUE[name]
+        needed = set().union(*(f.groupindex for f in base.forms)) & {"thread_id", "concepts", "count"}
+        compiled = []
+        for form in forms:
+            try:
+                regex = re.compile(form)
+            except re.error as e:
+                raise ValueError(f"{name}: not a valid regular expression {form!r}: {e}") from None
+            missing = {"thread_id"} & needed - set(regex.groupindex)
+            if missing:
+                raise ValueError(f"{name}: form {form!r} must capture (?P<thread_id>...)")
+            compiled.append(regex)
+        result[name] = LogPattern(name, base.description, tuple(compiled), base.failure)
+    return result

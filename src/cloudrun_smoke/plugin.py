@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
-from cloudrun_smoke import contract
 from cloudrun_smoke.auth import auth_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
@@ -23,14 +24,23 @@ from cloudrun_smoke.google_clients import credentials_for, logging_client, run_c
 from cloudrun_smoke.http import ServiceClient
 from cloudrun_smoke.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.logs import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.patterns import catalogue_with
+from cloudrun_smoke.report import CheckResult, Figures, build_verdict, write_report
 from cloudrun_smoke.run import SmokeRun
-from cloudrun_smoke.timeutil import utcnow
+from cloudrun_smoke.scenarios import SCENARIO_FIXTURES
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+from cloudrun_smoke.users import SmokeUser
 
-SMOKE_FIXTURES = frozenset({"smoke_env", "smoke_target", "smoke_run", "smoke_service", "smoke_logs"})
+SMOKE_FIXTURES = frozenset(
+    {"smoke_env", "smoke_target", "smoke_run", "smoke_service", "smoke_logs", "smoke_user", "smoke_users"}
+)
 ENV_KEY = pytest.StashKey[Environment]()
 RUN_KEY = pytest.StashKey[SmokeRun]()
 WATCHER_KEY = pytest.StashKey[LogWatcher]()
 TARGET_KEY = pytest.StashKey[Target]()
+SCENARIOS_KEY = pytest.StashKey[list[str]]()
+RESULTS_KEY = pytest.StashKey[dict[str, CheckResult]]()
+FIGURES_KEY = pytest.StashKey[Figures]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,12 +74,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run only the checks that change nothing on the service",
     )
+    group.addoption(
+        "--expect-revision",
+        dest="smoke_expect_revision",
+        default=None,
+        help="the revision the deploy step produced: the serving revision must be exactly this one",
+    )
+    group.addoption(
+        "--service-url",
+        dest="smoke_service_url",
+        default=None,
+        help="call this URL instead of the one the Admin API gives (discovery still runs)",
+    )
+    group.addoption(
+        "--smoke-report",
+        dest="smoke_report",
+        default=None,
+        help="write the run's verdict as JSON to this path",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "writes: the check creates or changes data (deselected by --read-only)"
     )
+    config.addinivalue_line("markers", "security: checks of authentication and tenant isolation")
+    config.addinivalue_line("markers", "run_verdict: judges the whole run; runs after every other check")
+    config.stash[RESULTS_KEY] = {}
+    config.stash[FIGURES_KEY] = Figures()
+    config.pluginmanager.register(_ResultCollector(config.stash[RESULTS_KEY]), "cloudrun-smoke-results")
 
 
 def _resolve_environment(config: pytest.Config) -> Environment:
@@ -91,9 +124,9 @@ def _resolve_environment(config: pytest.Config) -> Environment:
     if service_cmd:
         if env.stack is None:
             raise SmokeError(f"--local-service-cmd only applies to a local environment; {name!r} is not one")
-        from dataclasses import replace
-
         env = env.with_overrides(stack=replace(env.stack, service_cmd=service_cmd))
+    if config.getoption("smoke_read_only"):
+        env = env.with_overrides(read_only=True)
     return env
 
 
@@ -103,15 +136,29 @@ def pytest_collection_modifyitems(
     if not any(SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())) for item in items):
         return
     try:
-        config.stash[ENV_KEY] = _resolve_environment(config)
+        env = config.stash[ENV_KEY] = _resolve_environment(config)
     except SmokeError as e:
         raise pytest.UsageError(str(e)) from None
-    if config.getoption("smoke_read_only"):
-        kept = [i for i in items if i.get_closest_marker("writes") is None]
+    if env.read_only:
         dropped = [i for i in items if i.get_closest_marker("writes") is not None]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-            items[:] = kept
+            items[:] = [i for i in items if i.get_closest_marker("writes") is None]
+    for item in items:
+        known = env.known_failures.get(item.name.split("[")[0])
+        if known is not None:
+            link = f" ({known.link})" if known.link else ""
+            item.add_marker(pytest.mark.xfail(reason=f"known issue: {known.reason}{link}", strict=False))
+    # Checks that judge the whole run (e.g. "no unexpected errors") go last, whatever their file name.
+    items.sort(key=lambda i: i.get_closest_marker("run_verdict") is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Which scenarios the selected checks need: only those start (``-k`` starts less)."""
+    needed = sorted(
+        {n for item in session.items for n in getattr(item, "fixturenames", ()) if n in SCENARIO_FIXTURES}
+    )
+    session.config.stash[SCENARIOS_KEY] = needed
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------
@@ -144,11 +191,21 @@ def smoke_target(smoke_env: Environment, request: pytest.FixtureRequest) -> Targ
     try:
         credentials = credentials_for(smoke_env)
         services, revisions = run_clients(smoke_env, credentials)
-        target = discover(smoke_env, services, revisions)
+        target = discover(smoke_env, services, revisions, smoke_env.checks.reconcile_timeout)
     except SmokeError as e:
         _fail(e)
+    url = request.config.getoption("smoke_service_url")
+    if url:
+        target = replace(target, url=url.rstrip("/"))
     request.config.stash[TARGET_KEY] = target
     return target
+
+
+@pytest.fixture(scope="session")
+def smoke_expected_revision(request: pytest.FixtureRequest) -> str | None:
+    """``--expect-revision``: the revision the deploy step produced, if the pipeline passed it."""
+    value = request.config.getoption("smoke_expect_revision")
+    return str(value) if value else None
 
 
 @pytest.fixture(scope="session")
@@ -159,24 +216,52 @@ def smoke_run(smoke_env: Environment, request: pytest.FixtureRequest) -> SmokeRu
 
 
 @pytest.fixture(scope="session")
-def smoke_service(
+def smoke_users(
     smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun
-) -> Iterator[ServiceClient]:
-    """The service over HTTP as the run's smoke user; what the run created is deleted at the end."""
-    try:
-        headers = auth_headers(smoke_env, smoke_run.user_id, smoke_run.session_id)
-    except SmokeError as e:
-        _fail(e)
+) -> Iterator[Callable[[str], SmokeUser]]:
+    """``smoke_users(name)``: the user a scenario acts as; everything each user created is removed at the end.
+
+    Per scenario where the suite may choose users (dev-bypass, no auth), else the one fixed identity.
+    """
     if not smoke_target.url:
         _fail(SmokeError(f"service {smoke_env.service!r} has no URL yet (is it deployed?)"))
-    client = ServiceClient(smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout)
+    by_name: dict[str, SmokeUser] = {}
+
+    def user(name: str = "") -> SmokeUser:
+        key = name if smoke_env.user_is_chosen_by_suite else ""
+        if key not in by_name:
+            user_id = smoke_run.user_id + (f"-{key}" if key else "")
+            try:
+                headers = auth_headers(smoke_env, user_id, smoke_run.session_id, base_url=smoke_target.url)
+            except SmokeError as e:
+                _fail(e)
+            client = ServiceClient(
+                smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout
+            )
+            if by_name:
+                client.timings = next(iter(by_name.values())).client.timings  # one timing log per run
+            by_name[key] = SmokeUser(user_id, client, per_run=smoke_env.user_is_chosen_by_suite)
+            smoke_run.users.append(by_name[key])
+        return by_name[key]
+
     try:
-        yield client
+        yield user
     finally:
-        for thread_id in smoke_run.created_threads:
-            with contextlib.suppress(Exception):
-                contract.delete_thread(client, thread_id)
-        client.close()
+        for each in by_name.values():
+            smoke_run.cleanup_problems.extend(each.clean_up())
+            each.client.close()
+
+
+@pytest.fixture(scope="session")
+def smoke_user(smoke_users: Callable[[str], SmokeUser]) -> SmokeUser:
+    """The run's main user."""
+    return smoke_users("")
+
+
+@pytest.fixture(scope="session")
+def smoke_service(smoke_user: SmokeUser) -> ServiceClient:
+    """The service over HTTP as the run's main user."""
+    return smoke_user.client
 
 
 def _base_filter(env: Environment, target: Target) -> str:
@@ -213,20 +298,134 @@ def smoke_logs(
             f"  or: {gcloud_logging_read(smoke_env.project, filter_)}"
         )
 
+    # Under pytest-xdist each worker polls on its own: the budget is shared between them.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     watcher = LogWatcher(
         CloudLoggingSource(client, smoke_env.project),
         _base_filter(smoke_env, smoke_target),
         smoke_run.started_at,
-        budget_per_minute=smoke_env.read_budget_per_minute,
+        budget_per_minute=max(1, smoke_env.read_budget_per_minute // workers),
         lookback_seconds=smoke_env.log_lookback,
         explore_hint=explore,
         is_throttled=lambda e: isinstance(e, gexc.TooManyRequests),
+        catalogue=catalogue_with(smoke_env.patterns),
     )
     request.config.stash[WATCHER_KEY] = watcher
     try:
         yield watcher
     finally:
         watcher.close()
+
+
+@pytest.fixture(scope="session")
+def smoke_figures(request: pytest.FixtureRequest) -> Figures:
+    """Where checks record what they measured (printed in the summary, written to the verdict)."""
+    return request.config.stash[FIGURES_KEY]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_scenarios_started(request: pytest.FixtureRequest) -> None:
+    """Start every scenario the selected checks need, before the first check waits on any of them.
+
+    A scenario that fails to start is not reported here: pytest keeps its error and raises it again
+    in each check that uses it, so the failure lands where it belongs.
+    """
+    for name in request.config.stash.get(SCENARIOS_KEY, []):
+        with contextlib.suppress(Exception, pytest.fail.Exception, pytest.skip.Exception):
+            request.getfixturevalue(name)
+
+
+# -- results, verdict and summary ----------------------------------------------------------------------
+class _ResultCollector:
+    """Each check's outcome for the verdict (registered per session: reports carry no config)."""
+
+    def __init__(self, results: dict[str, CheckResult]) -> None:
+        self.results = results
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and report.outcome == "passed":
+            return
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):
+            outcome = "known-failure" if report.skipped else "known-failure-passed"
+        elif report.when != "call" and report.failed:
+            outcome = "error"
+        message = ""
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(report.longrepr)
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2])
+        previous = self.results.get(report.nodeid)
+        duration = report.duration + (previous.duration if previous else 0.0)
+        if previous is None or previous.outcome == "passed" or outcome != "passed":
+            self.results[report.nodeid] = CheckResult(
+                report.nodeid, outcome, round(duration, 3), message[:2000]
+            )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("smoke_report", None)
+    if not path or ENV_KEY not in session.config.stash:
+        return
+    config = session.config
+    env = config.stash[ENV_KEY]
+    target = config.stash.get(TARGET_KEY, None)
+    run = config.stash.get(RUN_KEY, None)
+    watcher = config.stash.get(WATCHER_KEY, None)
+    results = config.stash[RESULTS_KEY]
+    logs = None
+    if watcher is not None:
+        stats = watcher.stats
+        detections = [
+            e.match.line.seen_at - e.match.line.receive_timestamp.timestamp()
+            for e in watcher.expectations
+            if e.match and e.match.line.receive_timestamp
+        ]
+        logs = {
+            "entries_list_calls": stats.reads,
+            "throttled": stats.throttled,
+            "lines_seen": len(watcher.lines()),
+            "max_ingestion_lag_s": round(stats.max_lag_seconds, 3),
+            "median_ingestion_lag_s": round(statistics.median(stats.lags), 3) if stats.lags else None,
+            "detection_latency_s": sorted(round(d, 3) for d in detections),
+            "read_times": stats.read_times,
+            "expectations": [
+                {
+                    "pattern": e.pattern.name,
+                    "where": dict(e.where),
+                    "registered_at": e.registered_at,
+                    "resolved_at": e.resolved_at,
+                    "matched": e.match is not None,
+                }
+                for e in watcher.expectations
+            ],
+        }
+    verdict = build_verdict(
+        environment={"name": env.name, "project": env.project, "region": env.region, "service": env.service},
+        target=None
+        if target is None
+        else {
+            "url": target.url,
+            "revision": target.revision,
+            "image": target.image,
+            "traffic": [asdict(t) for t in target.traffic],
+        },
+        run=None
+        if run is None
+        else {
+            "run_id": run.run_id,
+            "started_at": format_rfc3339(run.started_at),
+            "users": run.user_ids,
+            "threads_created": len(run.thread_ids),
+            "cleanup_problems": run.cleanup_problems,
+        },
+        checks=sorted(results.values(), key=lambda c: c.nodeid),
+        figures=config.stash[FIGURES_KEY],
+        logs=logs,
+        exit_status=int(exitstatus),
+    )
+    write_report(Path(path), verdict)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -242,14 +441,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         lines.append(
-            f"run id: {run.run_id}; smoke user: {run.user_id}; threads created: {len(run.created_threads)}"
+            f"run id: {run.run_id}; smoke users: {len(run.user_ids)}; threads created: {len(run.thread_ids)}"
+            + (" (all removed)" if not run.cleanup_problems else "")
         )
+        for problem in run.cleanup_problems:
+            lines.append(f"cleanup left: {problem}")
     watcher = config.stash.get(WATCHER_KEY, None)
     if watcher is not None:
         lines.append(
             f"log reads: {watcher.stats.reads} (throttled {watcher.stats.throttled}); "
             f"max ingestion lag seen: {watcher.stats.max_lag_seconds:.1f} s"
         )
+    for figure in config.stash[FIGURES_KEY].items:
+        lines.append(figure.describe())
     terminalreporter.write_sep("-", "cloudrun-smoke")
     for line in lines:
         terminalreporter.write_line(line)

@@ -3,7 +3,9 @@ REST shapes that ``run_v2`` parses."""
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -80,12 +82,83 @@ class Service:
         ]
 
 
+_LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+_REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+_TAG = re.compile(r"^[a-z]([-a-z0-9]{0,44}[a-z0-9])?$")
+
+
+def parse_traffic(service: Service, raw: Iterable[dict[str, Any]]) -> list[TrafficTarget]:
+    """A ``traffic`` list of an UpdateService request, validated as Cloud Run does; ``ValueError``
+    says which rule it breaks."""
+    targets: list[TrafficTarget] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ValueError("traffic: each target must be an object")
+        kind = item.get("type") or (_REVISION if item.get("revision") else _LATEST)
+        revision = str(item.get("revision") or "").rsplit("/", 1)[-1]
+        percent = item.get("percent", 0)
+        tag = str(item.get("tag") or "")
+        if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
+            raise ValueError(f"traffic: percent must be a whole number from 0 to 100, got {percent!r}")
+        if kind == _LATEST:
+            if revision:
+                raise ValueError("traffic: a LATEST target must not name a revision")
+            targets.append(TrafficTarget(None, percent, tag))
+            continue
+        if kind != _REVISION:
+            raise ValueError(f"traffic: unknown allocation type {kind!r}")
+        found = service.find_revision(revision)
+        if found is None:
+            raise ValueError(f"traffic: Revision named '{revision}' does not exist.")
+        if not found.ready and percent > 0:
+            raise ValueError(f"traffic: Revision '{revision}' is not ready and cannot serve traffic.")
+        targets.append(TrafficTarget(revision, percent, tag))
+    if not targets:
+        raise ValueError("traffic: at least one target is required")
+    if sum(t.percent for t in targets) != 100:
+        raise ValueError(f"traffic: percents must sum to 100, got {sum(t.percent for t in targets)}")
+    tags = [t.tag for t in targets if t.tag]
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise ValueError(f"traffic: tag {tag!r} must be lower-case letters, digits and '-'")
+    if len(tags) != len(set(tags)):
+        raise ValueError("traffic: each tag may name only one target")
+    return targets
+
+
+@dataclass
+class Operation:
+    """A long-running operation of the Admin API; ``response`` is set when it is done."""
+
+    name: str
+    metadata: dict[str, Any]
+    done: bool = False
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    def json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "metadata": {"@type": SERVICE_TYPE, **self.metadata},
+            "done": self.done,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        elif self.done and self.response is not None:
+            body["response"] = {"@type": SERVICE_TYPE, **self.response}
+        return body
+
+
+SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
+
+
 class RunState:
     """All services of the local Cloud Run, shared by the emulator and the stack."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._services: dict[str, Service] = {}
+        self.operations: dict[str, Operation] = {}
 
     def add(self, service: Service) -> Service:
         with self.lock:

@@ -3,7 +3,9 @@
 The process gets ``PORT``, ``K_SERVICE``, ``K_REVISION`` and ``K_CONFIGURATION``, must listen on
 ``PORT`` before a startup deadline (Cloud Run's default TCP startup probe), and never outlives the
 stack: it runs in its own process group, which is terminated on stop, and is told by the kernel to
-die with its parent if the stack's process is killed outright.
+die with its parent if the stack's process is killed outright. When the process exits on its own (a
+crash), whatever it started in its group is killed with it; a :class:`Watchdog` covers the group if
+the stack's process itself is killed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
+from cloudrun_smoke.local.watchdog import Watchdog
+
 LineSink = Callable[[str, str], None]
+ExitSink = Callable[["RevisionInstance", int], None]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -65,6 +70,8 @@ class RevisionInstance:
         cwd: str | None = None,
         instance_id: str | None = None,
         tail_lines: int = 40,
+        watchdog: Watchdog | None = None,
+        on_exit: ExitSink | None = None,
     ) -> None:
         self.argv = parse_command(command)
         self.port = free_port()
@@ -75,6 +82,9 @@ class RevisionInstance:
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._process: subprocess.Popen[bytes] | None = None
         self._pumps: list[threading.Thread] = []
+        self._watchdog = watchdog
+        self._on_exit = on_exit
+        self._stopping = False
 
     @property
     def url(self) -> str:
@@ -112,7 +122,23 @@ class RevisionInstance:
             )
             pump.start()
             self._pumps.append(pump)
+        if self._watchdog is not None:
+            self._watchdog.adopt(self._process.pid)
+        threading.Thread(target=self._reap, daemon=True, name=f"reap-{self._process.pid}").start()
         self._wait_until_listening(startup_timeout)
+
+    def _reap(self) -> None:
+        """When the process ends, nothing it started may outlive it: kill the rest of its group."""
+        process = self._process
+        assert process is not None
+        code = process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if self._watchdog is not None:
+            self._watchdog.release(process.pid)
+        if self._on_exit is not None and not self._stopping:
+            with contextlib.suppress(Exception):
+                self._on_exit(self, code)
 
     def _pump(self, stream: str, pipe: object) -> None:
         for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
@@ -151,6 +177,7 @@ class RevisionInstance:
         process = self._process
         if process is None:
             return
+        self._stopping = True
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGTERM)

@@ -1,0 +1,201 @@
+"""The runbook's scenarios: what the suite does to the service. The checks in this folder judge it.
+
+Every scenario acts at once and registers the log lines it expects; the harness starts all the
+scenarios the selected checks need before the first check runs, so their waits overlap.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cloudrun_smoke import contract
+from cloudrun_smoke.config import Environment
+from cloudrun_smoke.http import Timing
+from cloudrun_smoke.logs import Absence, Expectation, LogWatcher
+from cloudrun_smoke.run import SmokeRun
+from cloudrun_smoke.scenarios import scenario
+from cloudrun_smoke.timeutil import utcnow
+from cloudrun_smoke.users import SmokeUser
+
+# What the runbook's test conversation talks about: concepts a consolidation can extract and find again.
+TOPIC = "Docker"
+MESSAGE = f"Je préfère utiliser {TOPIC} pour le déploiement des services conteneurisés en production."
+PREFERENCE = "I prefer dark mode and I want concise answers in French."
+
+
+def _archive_with_timing(user: SmokeUser, thread_id: str) -> tuple[dict[str, Any], Timing]:
+    thread = contract.archive_thread(user.client, thread_id)
+    return thread, user.client.timings[-1]
+
+
+def _since(moment: datetime) -> datetime:
+    """Lines are stamped by the service's clock: allow for a few seconds of skew with ours."""
+    return moment - timedelta(seconds=5)
+
+
+@dataclass
+class ArchivedThread:
+    """Runbook test 1 (P0): a thread with one message, archived once, then archived again."""
+
+    user: SmokeUser
+    thread_id: str
+    archived: dict[str, Any]
+    enqueued: Expectation
+    consolidating: Expectation
+    consolidated: Expectation
+    no_second_enqueue: Absence
+
+
+@scenario
+def archived_thread(
+    smoke_users: Callable[[str], SmokeUser],
+    smoke_run: SmokeRun,
+    smoke_env: Environment,
+    smoke_logs: LogWatcher,
+) -> ArchivedThread:
+    user = smoke_users("archive")
+    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} archive", MESSAGE)
+    started = utcnow()
+    archived, _ = _archive_with_timing(user, thread_id)
+    where = {"thread_id": thread_id}
+    deadline = smoke_env.log_deadline
+    expectations = [
+        smoke_logs.expect_later(name, where, timeout=deadline, since=_since(started))
+        for name in ("archive.enqueued", "queue.consolidating", "queue.consolidated")
+    ]
+    contract.archive_thread(user.client, thread_id)  # a second time: must enqueue nothing new
+    no_second = smoke_logs.expect_absent(
+        "archive.enqueued", where, window=min(deadline, 8.0), since=_since(started), allowed=1
+    )
+    return ArchivedThread(user, thread_id, archived, *expectations, no_second)
+
+
+@dataclass
+class BatchRun:
+    """Runbook test 2 (P0): ``consolidate-archived`` on the run's own archived thread."""
+
+    user: SmokeUser
+    thread_id: str
+    forced: bool
+    first: dict[str, Any]
+    second: dict[str, Any]
+    limited: dict[str, Any] | None
+    completed: Expectation
+
+
+@scenario
+def batch_run(
+    smoke_users: Callable[[str], SmokeUser],
+    smoke_run: SmokeRun,
+    smoke_env: Environment,
+    smoke_logs: LogWatcher,
+) -> BatchRun:
+    user = smoke_users("batch")
+    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} batch", MESSAGE)
+    contract.archive_thread(user.client, thread_id)
+    started = utcnow()
+    # force re-consolidates every archived thread of the user: only for a user that exists for this run.
+    forced = smoke_env.user_is_chosen_by_suite
+    first = contract.consolidate_archived(user.client, limit=100, force=forced)
+    completed = smoke_logs.expect_later(
+        "batch.completed",
+        {
+            "consolidated": str(first["consolidated_count"]),
+            "skipped": str(first["skipped_count"]),
+            "errors": str(len(first["errors"])),
+        },
+        timeout=smoke_env.log_deadline,
+        since=_since(started),
+    )
+    second = contract.consolidate_archived(user.client, limit=100)
+    limited = contract.consolidate_archived(user.client, limit=1, force=True) if forced else None
+    return BatchRun(user, thread_id, forced, first, second, limited, completed)
+
+
+@dataclass
+class PreferenceRun:
+    """Runbook P1.2: a preference stated in an archived conversation is extracted and persisted."""
+
+    user: SmokeUser
+    thread_id: str
+    enqueued: Expectation
+    consolidated: Expectation
+    saved: Expectation
+    garden_body: dict[str, Any]
+    garden: dict[str, Any] = field(default_factory=dict)
+
+
+def _garden_body(template: Any, values: dict[str, str]) -> Any:
+    if isinstance(template, str):
+        return template.format(**values)
+    if isinstance(template, dict):
+        return {k: _garden_body(v, values) for k, v in template.items()}
+    return template
+
+
+@scenario
+def preference_run(
+    smoke_users: Callable[[str], SmokeUser],
+    smoke_run: SmokeRun,
+    smoke_env: Environment,
+    smoke_logs: LogWatcher,
+) -> PreferenceRun:
+    user = smoke_users("prefs")
+    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} preferences", PREFERENCE)
+    started = utcnow()
+    contract.archive_thread(user.client, thread_id)
+    where = {"thread_id": thread_id}
+    timeout = smoke_env.log_deadline
+    enqueued = smoke_logs.expect_later("archive.enqueued", where, timeout=timeout, since=_since(started))
+    consolidated = smoke_logs.expect_later(
+        "queue.consolidated", where, timeout=timeout, since=_since(started)
+    )
+    # Forms that name no thread or user match any line: the check attributes them by time.
+    saved = smoke_logs.expect_later("preferences.saved", {}, timeout=timeout, since=_since(started))
+    body = _garden_body(
+        dict(smoke_env.checks.tend_garden_body),
+        {"thread_id": thread_id, "user_id": user.user_id, "session_id": smoke_run.session_id},
+    )
+    return PreferenceRun(user, thread_id, enqueued, consolidated, saved, body)
+
+
+@dataclass
+class ArchiveSamples:
+    """Several archives, for the SLOs: archive latency (client side) and queue time (from log stamps)."""
+
+    threads: list[str]
+    archive_timings: list[Timing]
+    enqueued: list[Expectation]
+    consolidated: list[Expectation]
+
+
+@scenario
+def archive_samples(
+    smoke_users: Callable[[str], SmokeUser],
+    smoke_run: SmokeRun,
+    smoke_env: Environment,
+    smoke_logs: LogWatcher,
+) -> ArchiveSamples:
+    user = smoke_users("slo")
+    threads = [
+        user.new_thread(f"cloudrun-smoke {smoke_run.run_id} slo {i}", f"{MESSAGE} ({secrets.token_hex(3)})")
+        for i in range(smoke_env.slo.archive_samples)
+    ]
+    started = utcnow()
+    timings = [_archive_with_timing(user, thread_id)[1] for thread_id in threads]
+    timeout = smoke_env.log_deadline
+    enqueued = [
+        smoke_logs.expect_later("archive.enqueued", {"thread_id": t}, timeout=timeout, since=_since(started))
+        for t in threads
+    ]
+    consolidated = [
+        smoke_logs.expect_later(
+            "queue.consolidated", {"thread_id": t}, timeout=timeout, since=_since(started)
+        )
+        for t in threads
+    ]
+    return ArchiveSamples(threads, timings, enqueued, consolidated)

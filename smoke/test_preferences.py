@@ -1,0 +1,70 @@
+"""Runbook P1.2 — preferences: extracted from an archived conversation, persisted, not duplicated.
+
+The persistence line comes in three forms; two name the user (and thread), one names neither and is
+attributed by time to the run's own consolidation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudrun_smoke import contract
+from cloudrun_smoke.config import Environment
+from cloudrun_smoke.waiting import wait_until
+from runbook import PreferenceRun
+
+pytestmark = pytest.mark.writes
+
+
+def test_tend_garden_answers(preference_run: PreferenceRun) -> None:
+    body = contract.tend_garden(preference_run.user.client, preference_run.garden_body)
+    status = body.get("status")
+    assert status in (None, "success", "ok"), f"POST /api/memory/tend-garden: status {status!r}: {body!r}"
+
+
+def test_preferences_are_persisted(preference_run: PreferenceRun) -> None:
+    run = preference_run
+    enqueued = run.enqueued.result()
+    consolidated = run.consolidated.result()
+    saved = run.saved.result()
+    fields = saved.fields
+    if "user_id" in fields:
+        assert fields["user_id"] == run.user.user_id, (
+            f"preferences were saved for user {fields['user_id']!r}, expected {run.user.user_id!r}:\n"
+            f"    {saved.line.short()}"
+        )
+    if "thread_id" in fields:
+        assert fields["thread_id"] == run.thread_id, f"saved for another thread:\n    {saved.line.short()}"
+    if "user_id" not in fields and "thread_id" not in fields:
+        # Attributed by time: the line must fall inside the run's own consolidation window.
+        assert enqueued.line.timestamp <= saved.line.timestamp <= consolidated.line.timestamp, (
+            "the preference line names no user or thread and falls outside the run's consolidation window "
+            f"(attributed by time):\n    enqueued:     {enqueued.line.short()}\n"
+            f"    saved:        {saved.line.short()}\n    consolidated: {consolidated.line.short()}"
+        )
+    assert int(fields.get("count", "0")) >= 1, f"zero preferences saved:\n    {saved.line.short()}"
+
+
+def test_preferences_are_visible_and_not_duplicated(
+    preference_run: PreferenceRun, smoke_env: Environment
+) -> None:
+    if not smoke_env.checks.preferences_in_stats:
+        pytest.skip(
+            f"[env.{smoke_env.name}.checks] preferences_in_stats = false: this service does not count "
+            "persisted preferences in /api/memory/user/stats (the public code reads another collection)"
+        )
+    run = preference_run
+    run.saved.result()
+    client = run.user.client
+
+    def total() -> int | None:
+        value = contract.user_stats(client)["preferences"].get("total")
+        return value if isinstance(value, int) and value > 0 else None
+
+    before = wait_until(total, timeout=min(smoke_env.log_deadline, 15.0), what="preferences.total > 0")
+    contract.tend_garden(client, {"thread_id": run.thread_id})  # saves the same preferences again
+    after = contract.user_stats(client)["preferences"]["total"]
+    assert after == before, (
+        f"saving the same preferences again changed preferences.total from {before} to {after}: "
+        "de-duplication (same user + same text -> one document) does not hold"
+    )

@@ -1,0 +1,57 @@
+"""Security — the dev bypass is off where it must be, and one user never sees another's data."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+import pytest
+
+from cloudrun_smoke import contract
+from cloudrun_smoke.config import Environment
+from cloudrun_smoke.http import describe_response
+from cloudrun_smoke.users import SmokeUser
+
+pytestmark = pytest.mark.security
+
+
+def test_dev_bypass_is_refused(smoke_env: Environment, smoke_service, smoke_run) -> None:  # type: ignore[no-untyped-def]
+    if not smoke_env.checks.dev_bypass_rejected:
+        pytest.skip(f"[env.{smoke_env.name}.checks] dev_bypass_rejected = false: not required here")
+    from cloudrun_smoke.http import ServiceClient
+
+    bypass = ServiceClient(
+        smoke_service.base_url,
+        {"x-dev-bypass": "1", "x-user-id": f"{smoke_run.user_id}-bypass"},
+        smoke_run.run_id,
+    )
+    try:
+        response = bypass.get("/api/threads/archived/list")
+    finally:
+        bypass.close()
+    assert response.status_code in (401, 403), (
+        "a request with x-dev-bypass: 1 and x-user-id but no token must be refused here, got "
+        + describe_response(response)
+    )
+
+
+@pytest.mark.writes
+def test_tenant_isolation(smoke_env: Environment, smoke_users: Callable[[str], SmokeUser]) -> None:
+    if not smoke_env.user_is_chosen_by_suite:
+        pytest.skip(f"auth mode {smoke_env.auth!r} gives the suite one identity: it cannot act as two users")
+    if not smoke_env.checks.tenant_isolation:
+        pytest.skip(f"[env.{smoke_env.name}.checks] tenant_isolation = false")
+    owner, other = smoke_users("tenant-a"), smoke_users("tenant-b")
+    marker = f"smokemarker{secrets.token_hex(6)}"
+    thread_id = owner.new_thread("cloudrun-smoke isolation", f"Private note {marker} for the owner only.")
+
+    response = other.client.get(contract.thread_path(thread_id))
+    assert response.status_code == 404, (
+        f"user {other.user_id} read thread {thread_id} of user {owner.user_id}: "
+        + describe_response(response)
+    )
+    leaked = [r for r in contract.search_messages(other.client, marker) if marker in str(r)]
+    assert not leaked, (
+        f"GET /api/memory/search?q={marker} as {other.user_id} returned {len(leaked)} message(s) of "
+        f"{owner.user_id}: the search is not scoped to the caller; first: {leaked[0]!r}"
+    )

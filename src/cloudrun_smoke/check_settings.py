@@ -1,0 +1,176 @@
+"""What an environment expects of its service: the sub-tables of ``[env.NAME]`` in ``smoke.toml``.
+
+``[env.NAME.expect]`` the deployment (image, resources, env var names), ``[env.NAME.slo]`` the
+thresholds, ``[env.NAME.checks]`` how the service under test behaves where the contract allows
+several behaviours, ``[env.NAME.known_failures]`` checks that fail for a known, tracked reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class DeploymentExpectations:
+    """Empty strings and ``None`` mean "not checked" (the check says so as a skip)."""
+
+    image: str = ""  # a regular expression the container image must match (fullmatch)
+    memory: str = ""
+    cpu: str = ""
+    timeout_seconds: int | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    env_names: tuple[str, ...] = ()  # env vars that must be set (values are never read)
+
+
+@dataclass(frozen=True)
+class SloThresholds:
+    archive_p50_ms: float = 200.0
+    queue_p95_s: float = 5.0
+    archive_samples: int = 5  # threads the SLO scenario archives (also the scale knob of the benchmark)
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    min_new_concepts: int = 1
+    expect_recall: bool = True  # /api/memory/concepts/search finds the archived conversation
+    preferences_in_stats: bool = False  # the public code does not count preferences in /user/stats
+    tend_garden_body: Mapping[str, Any] = field(default_factory=lambda: {"thread_id": "{thread_id}"})
+    dev_bypass_rejected: bool = False  # security: x-dev-bypass without a token must be refused
+    tenant_isolation: bool = True  # needs two users: only where the auth mode lets the suite choose
+    strict_errors: bool = False  # contract failure lines in the run's window fail the run (always on local)
+    allow_errors: tuple[str, ...] = ()  # regular expressions of ERROR lines that never fail the run
+    reconcile_timeout: float = 120.0  # how long discovery waits while the service is reconciling
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    reason: str
+    link: str = ""
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _regex(value: Any) -> str:
+    try:
+        re.compile(_str(value))
+    except re.error as e:
+        raise ValueError(f"not a valid regular expression {value!r}: {e}") from None
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _positive(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _strings(item: Parser) -> Parser:
+    def parse(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return tuple(item(v) for v in value)
+
+    return parse
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {value!r}")
+    return value
+
+
+EXPECT_SCHEMA: dict[str, Parser] = {
+    "image": _regex,
+    "memory": _str,
+    "cpu": _str,
+    "timeout_seconds": _count,
+    "min_instances": _count,
+    "max_instances": _count,
+    "env_names": _strings(_str),
+}
+SLO_SCHEMA: dict[str, Parser] = {
+    "archive_p50_ms": _positive,
+    "queue_p95_s": _positive,
+    "archive_samples": lambda v: max(1, _count(v)),
+}
+CHECKS_SCHEMA: dict[str, Parser] = {
+    "min_new_concepts": _count,
+    "expect_recall": _bool,
+    "preferences_in_stats": _bool,
+    "tend_garden_body": _table,
+    "dev_bypass_rejected": _bool,
+    "tenant_isolation": _bool,
+    "strict_errors": _bool,
+    "allow_errors": _strings(_regex),
+    "reconcile_timeout": _positive,
+}
+
+
+def parse_section(raw: Any, schema: Mapping[str, Parser], where: str) -> dict[str, Any]:
+    """Values of one sub-table; raises ``ValueError`` with ``where.key`` in the message."""
+    try:
+        table = _table(raw)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    unknown = sorted(set(table) - set(schema))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(schema))})")
+    values = {}
+    for key, value in table.items():
+        try:
+            values[key] = schema[key](value)
+        except ValueError as e:
+            raise ValueError(f"{where}.{key}: {e}") from None
+    return values
+
+
+def parse_known_failures(raw: Any, where: str) -> dict[str, KnownFailure]:
+    """``"test_name" = {reason = "...", link = "..."}``: the reason is required, a link recommended."""
+    try:
+        table = _table(raw)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    result = {}
+    for name, value in table.items():
+        entry = value if isinstance(value, dict) else None
+        if entry is None or not isinstance(entry.get("reason"), str) or not entry["reason"].strip():
+            raise ValueError(f'{where}.{name}: expected {{ reason = "...", link = "..." }}')
+        extra = sorted(set(entry) - {"reason", "link"})
+        if extra:
+            raise ValueError(f"{where}.{name}: unknown key {extra[0]!r} (known: link, reason)")
+        result[name] = KnownFailure(entry["reason"], _str(entry.get("link", "")))
+    return result
+
+
+def parse_patterns(raw: Any, where: str) -> dict[str, list[str]]:
+    """``"archive.enqueued" = ["regex", ...]``: the accepted forms of a catalogue pattern."""
+    result = {}
+    for name, forms in _table(raw).items():
+        if isinstance(forms, str):
+            forms = [forms]
+        if not isinstance(forms, list) or not forms or not all(isinstance(f, str) for f in forms):
+            raise ValueError(f"{where}.{name}: expected a regular expression or a list of them")
+        result[name] = forms
+    return result

@@ -1,0 +1,96 @@
+"""The run's verdict as data: each check's outcome, the figures measured, the cost in log reads.
+
+``--smoke-report PATH`` writes it as JSON; the benchmark and CI integrations build on it. Nothing in it
+comes from a header or an env var value, so it carries no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str = ""
+    threshold: float | None = None
+    samples: int | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        limit = f" (threshold {self.threshold:g}{self.unit})" if self.threshold is not None else ""
+        over = f" over {self.samples} samples" if self.samples is not None else ""
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name}: {self.value:.1f}{self.unit}{limit}{over}{note}"
+
+
+@dataclass
+class Figures:
+    """What checks measured, for the summary and the verdict (thread-safe: scenarios record too)."""
+
+    items: list[Figure] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, figure: Figure) -> Figure:
+        with self._lock:
+            self.items.append(figure)
+        return figure
+
+
+@dataclass
+class CheckResult:
+    nodeid: str
+    outcome: str  # passed, failed, skipped, error, known-failure, known-failure-passed
+    duration: float
+    message: str = ""
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile: with few samples, a real observed value rather than an interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no samples")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.4999)))
+    return ordered[rank - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write_report(path: Path, verdict: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(verdict, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def build_verdict(
+    *,
+    environment: dict[str, Any],
+    target: dict[str, Any] | None,
+    run: dict[str, Any] | None,
+    checks: list[CheckResult],
+    figures: Figures,
+    logs: dict[str, Any] | None,
+    exit_status: int,
+) -> dict[str, Any]:
+    failed = [c for c in checks if c.outcome in ("failed", "error")]
+    return {
+        "tool": "cloudrun-smoke",
+        "written_at": format_rfc3339(utcnow()),
+        "verdict": "fail" if failed or exit_status not in (0, 5) else "pass",
+        "exit_status": exit_status,
+        "environment": environment,
+        "target": target,
+        "run": run,
+        "checks": [asdict(c) for c in checks],
+        "figures": [asdict(f) for f in figures.items],
+        "logs": logs,
+    }
