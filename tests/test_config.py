@@ -65,6 +65,25 @@ def test_defaults_apply_to_a_minimal_environment(tmp_path: Path) -> None:
             MINIMAL + "[env.prod.stack]\nstartup_timeout = -1\n",
             "[env.prod.stack].startup_timeout: expected a positive",
         ),
+        (MINIMAL + "[env.prod.expect]\nmemory = 2\n", "env.prod.expect.memory: expected a string, got 2"),
+        (MINIMAL + "[env.prod.expect]\nimage = '(unclosed'\n", "env.prod.expect.image: not a valid regular"),
+        (MINIMAL + "[env.prod.slo]\nqueue_p95 = 5\n", "env.prod.slo: unknown key 'queue_p95'"),
+        (
+            MINIMAL + "[env.prod.checks]\nexpect_recall = 'yes'\n",
+            "env.prod.checks.expect_recall: expected true",
+        ),
+        (
+            MINIMAL + "[env.prod.patterns]\n'archive.enqueued' = 'enqueued for thread (.*)'\n",
+            "archive.enqueued: form 'enqueued for thread (.*)' must capture (?P<thread_id>...)",
+        ),
+        (
+            MINIMAL + "[env.prod.patterns]\n'no.such' = 'x'\n",
+            "env.prod.patterns.no.such: no log pattern of that name",
+        ),
+        (
+            MINIMAL + "[env.prod.known_failures]\ntest_x = { link = 'https://x' }\n",
+            "env.prod.known_failures.test_x: expected { reason",
+        ),
         ("[env.prod\nproject = 1", "not valid TOML"),
         ("[other]\nx = 1\n", "no [env.NAME] tables"),
     ],
@@ -97,3 +116,21 @@ def test_smoke_variables_override_and_are_validated(tmp_path: Path) -> None:
     assert env.stack is not None and env.stack.service_cmd == "./svc"
     with pytest.raises(ConfigError, match="SMOKE_LOG_DEADLINE"):
         config.environment("prod", environ={"SMOKE_LOG_DEADLINE": "-1"})
+
+
+def test_sections_parse_into_typed_settings(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "[env.prod.expect]\nimage = 'gcr.io/p/app:.*'\nmemory = '2Gi'\nmin_instances = 1\n"
+        "env_names = ['ENVIRONMENT']\n"
+        "[env.prod.slo]\narchive_p50_ms = 150\n"
+        "[env.prod.checks]\npreferences_in_stats = true\nallow_errors = ['known noise']\n"
+        "[env.prod.patterns]\n'archive.enqueued' = ['queued (?P<thread_id>[^ ]+)']\n"
+        "[env.prod.known_failures]\ntest_tenant_isolation = { reason = 'search not scoped', link = 'https://x' }\n"
+    )
+    env = load_config(write(tmp_path, text)).environment("prod", environ={})
+    assert env.expect.image == "gcr.io/p/app:.*" and env.expect.min_instances == 1
+    assert env.expect.env_names == ("ENVIRONMENT",)
+    assert env.slo.archive_p50_ms == 150.0 and env.slo.queue_p95_s == 5.0
+    assert env.checks.preferences_in_stats is True and env.checks.allow_errors == ("known noise",)
+    assert env.patterns == {"archive.enqueued": ["queued (?P<thread_id>[^ ]+)"]}
+    assert env.known_failures["test_tenant_isolation"].reason == "search not scoped"

@@ -7,6 +7,7 @@ no process of the stack behind.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,12 +20,36 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHECKS = {
+READ_ONLY_CHECKS = {
     "test_deployment.py::test_revision_under_test_is_ready",
     "test_deployment.py::test_revision_under_test_serves_all_traffic",
+    "test_deployment.py::test_image_is_the_expected_one",
+    "test_deployment.py::test_resources_are_as_configured",
+    "test_deployment.py::test_required_env_vars_are_set",
     "test_health.py::test_health_endpoint_answers_as_configured",
     "test_health.py::test_service_is_ready",
+    "test_no_unexpected_errors.py::test_no_unexpected_errors",
+}
+CHECKS = READ_ONLY_CHECKS | {
     "test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes",
+    "test_thread_archiving.py::test_consolidated_thread_shows_consolidated_at",
+    "test_thread_archiving.py::test_archiving_again_enqueues_nothing",
+    "test_thread_archiving.py::test_memory_recalls_the_archived_conversation",
+    "test_batch_consolidation.py::test_batch_answers_success_with_counts_that_add_up",
+    "test_batch_consolidation.py::test_batch_consolidates_the_runs_archived_thread",
+    "test_batch_consolidation.py::test_second_batch_without_force_skips_what_the_first_consolidated",
+    "test_batch_consolidation.py::test_batch_honours_limit",
+    "test_batch_consolidation.py::test_batch_log_line_agrees_with_the_response",
+    "test_preferences.py::test_tend_garden_answers",
+    "test_preferences.py::test_preferences_are_persisted",
+    "test_slo.py::test_archive_latency_p50",
+    "test_slo.py::test_queue_time_p95",
+    "test_security.py::test_tenant_isolation",
+}
+# Skipped by the local environment's settings, each with its reason (asserted below).
+EXPECTED_SKIPS = {
+    "test_preferences.py::test_preferences_are_visible_and_not_duplicated": "preferences_in_stats = false",
+    "test_security.py::test_dev_bypass_is_refused": "dev_bypass_rejected = false",
 }
 
 
@@ -79,15 +104,66 @@ def processes_with_marker(marker: str) -> list[int]:
     return found
 
 
+@pytest.fixture(scope="module")
+def healthy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SuiteRun, dict]:
+    """One full default run against the reference service, shared by the checks of its verdict."""
+    tmp_path = tmp_path_factory.mktemp("healthy")
+    report = tmp_path / "verdict.json"
+    run = run_suite(tmp_path, "--env", "local", f"--smoke-report={report}")
+    verdict = json.loads(report.read_text()) if report.exists() else {}
+    return run, verdict
+
+
 @pytest.mark.slow
-def test_every_check_passes_against_the_reference_service(tmp_path: Path) -> None:
-    run = run_suite(tmp_path, "--env", "local")
+def test_every_check_passes_against_the_reference_service(healthy_run: tuple[SuiteRun, dict]) -> None:
+    run, verdict = healthy_run
     assert run.returncode == 0, run.output
     assert {k: v for k, v in run.outcomes.items() if k in CHECKS} == dict.fromkeys(CHECKS, "passed"), (
         run.output
     )
-    assert "skipped" not in run.outcomes.values(), run.outcomes
+    skipped = {k for k, v in run.outcomes.items() if v == "skipped"}
+    assert skipped == set(EXPECTED_SKIPS), run.outcomes
+    for check, reason in EXPECTED_SKIPS.items():
+        assert reason in run.messages[check], run.messages[check]
+    assert set(run.outcomes) == CHECKS | set(EXPECTED_SKIPS), "a check was added: name it here"
+    assert verdict["verdict"] == "pass" and verdict["run"]["cleanup_problems"] == []
     assert processes_with_marker(run.marker) == [], "processes of the stack outlived the pytest session"
+
+
+@pytest.mark.slow
+def test_a_healthy_run_reads_the_logs_at_most_20_times(healthy_run: tuple[SuiteRun, dict]) -> None:
+    _, verdict = healthy_run
+    reads = verdict["logs"]["entries_list_calls"]
+    assert 1 <= reads <= 20, f"{reads} entries:list calls in a healthy run"
+
+
+@pytest.mark.slow
+def test_the_scenarios_log_waits_overlapped(healthy_run: tuple[SuiteRun, dict]) -> None:
+    """From the recorded times: every scenario registered its waits before the first of them resolved."""
+    _, verdict = healthy_run
+    expectations = verdict["logs"]["expectations"]
+    by_subject: dict[str, list[dict]] = {}
+    for e in expectations:
+        by_subject.setdefault(json.dumps(e["where"], sort_keys=True), []).append(e)
+    assert len(by_subject) >= 3, expectations
+    last_registered = max(e["registered_at"] for e in expectations)
+    first_resolved = min(e["resolved_at"] for e in expectations)
+    assert last_registered < first_resolved, (
+        "a scenario started waiting only after another's wait had ended: waits ran in series"
+    )
+    total_wait = sum(e["resolved_at"] - e["registered_at"] for e in expectations)
+    span = max(e["resolved_at"] for e in expectations) - min(e["registered_at"] for e in expectations)
+    assert total_wait > 2 * span, f"sum of waits {total_wait:.1f} s vs. span {span:.1f} s"
+
+
+@pytest.mark.slow
+def test_read_only_runs_no_writing_check_and_creates_nothing(tmp_path: Path) -> None:
+    report = tmp_path / "verdict.json"
+    run = run_suite(tmp_path, "--env", "local", "--read-only", f"--smoke-report={report}")
+    assert run.returncode == 0, run.output
+    assert set(run.outcomes) - {"test_security.py::test_dev_bypass_is_refused"} == READ_ONLY_CHECKS
+    verdict = json.loads(report.read_text())
+    assert verdict["run"] is None or verdict["run"]["threads_created"] == 0
 
 
 @pytest.mark.slow

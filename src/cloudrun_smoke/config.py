@@ -293,13 +293,16 @@ def _parse_sections(sections: Mapping[str, Any], where: str) -> dict[str, Any]:
             )
         if "patterns" in sections:
             values["patterns"] = parse_patterns(sections["patterns"], f"{where}.patterns")
-            catalogue_with(values["patterns"])
+            try:
+                catalogue_with(values["patterns"])
+            except ValueError as e:
+                raise ValueError(f"{where}.patterns.{e}") from None
         if "known_failures" in sections:
             values["known_failures"] = parse_known_failures(
                 sections["known_failures"], f"{where}.known_failures"
             )
     except ValueError as e:
-        raise ConfigError(str(e).replace(f"{where}.patterns: ", f"{where}.patterns.")) from None
+        raise ConfigError(str(e)) from None
     return values
 
 

@@ -139,7 +139,7 @@ def catalogue_with(overrides: Mapping[str, list[str]]) -> Mapping[str, LogPatter
     result = dict(CATALOGUE)
     for name, forms in overrides.items():
         if name not in CATALOGUE:
-            raise ValueError(f"no log pattern named {name!r}; known: {', '.join(sorted(CATALOGUE))}")
+            raise ValueError(f"{name}: no log pattern of that name; known: {', '.join(sorted(CATALOGUE))}")
         base = CATALOGUE[name]
         needed = set().union(*(f.groupindex for f in base.forms)) & {"thread_id", "concepts", "count"}
         compiled = []

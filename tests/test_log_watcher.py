@@ -1,0 +1,165 @@
+"""The LogWatcher against the Logging emulator through the real client: late and out-of-order lines,
+overlapping waits, fail-fast on failure lines, absence, the read budget, and what a timeout says."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from cloudrun_smoke.google_clients import reading_client_class
+from cloudrun_smoke.local.json_api import JsonApiServer
+from cloudrun_smoke.local.log_store import LogStore
+from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogWatcher
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+
+PROJECT = "watcher-test"
+BASE_FILTER = 'resource.type="cloud_run_revision" AND resource.labels.service_name="svc"'
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[LoggingApi, JsonApiServer]]:
+    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
+    server = JsonApiServer("logging", api.routes()).start()
+    yield api, server
+    server.stop()
+
+
+def watcher_for(server: JsonApiServer, budget: int = 240, **kwargs: object) -> LogWatcher:
+    client = reading_client_class()(
+        project=PROJECT,
+        credentials=AnonymousCredentials(),
+        _use_grpc=False,
+        client_options={"api_endpoint": server.endpoint},
+    )
+    return LogWatcher(
+        CloudLoggingSource(client, PROJECT),
+        BASE_FILTER,
+        utcnow() - timedelta(seconds=30),
+        budget_per_minute=budget,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def emit(api: LoggingApi, text: str, *, visible_in: float = 0.0, stamped_ago: float = 0.0) -> None:
+    """Write a Cloud Run stderr line that becomes visible ``visible_in`` seconds from now."""
+    api.ingestion = Ingestion(delay=visible_in)
+    api.ingest(
+        {
+            "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Fstderr",
+            "resource": {
+                "type": "cloud_run_revision",
+                "labels": {"service_name": "svc", "revision_name": "r1"},
+            },
+            "textPayload": text,
+            "timestamp": format_rfc3339(utcnow() - timedelta(seconds=stamped_ago)),
+        }
+    )
+
+
+ENQUEUED = "2026-11-25 10:00:00,000 INFO [x] [Thread Archiving] Consolidation enqueued for thread {}"
+CONSOLIDATED = "2026-11-25 10:00:00,000 INFO [x] [MemoryTaskQueue] Thread {} consolidated: {} new concepts"
+FAILED = "2026-11-25 10:00:00,000 ERROR [x] Erreur consolidation thread {}: LLM unreachable"
+
+
+def test_a_line_that_becomes_visible_after_a_newer_one_is_still_found(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, ENQUEUED.format("newer"))  # visible now, stamped now
+        watcher.expect("archive.enqueued", {"thread_id": "newer"}, timeout=5)
+        # Stamped 3 s earlier than the line already seen, visible only after a delay: a reader asking
+        # for "timestamp > last seen" would never see it.
+        emit(logging_api, ENQUEUED.format("older"), visible_in=1.0, stamped_ago=3.0)
+        match = watcher.expect("archive.enqueued", {"thread_id": "older"}, timeout=6)
+        assert match.fields["thread_id"] == "older"
+    finally:
+        watcher.close()
+
+
+def test_waits_registered_together_overlap(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        started = time.monotonic()
+        first = watcher.expect_later("archive.enqueued", {"thread_id": "a"}, timeout=10)
+        second = watcher.expect_later("archive.enqueued", {"thread_id": "b"}, timeout=10)
+        emit(logging_api, ENQUEUED.format("a"), visible_in=2.0)
+        emit(logging_api, ENQUEUED.format("b"), visible_in=2.0)
+        first.result()
+        second.result()
+        elapsed = time.monotonic() - started
+        # In series, two 2 s delays would take 4 s; overlapping, about 2 s plus one poll interval.
+        assert elapsed < 3.6, f"the two waits took {elapsed:.1f} s: they did not overlap"
+        assert first.resolved_at is not None and second.resolved_at is not None
+        assert abs(first.resolved_at - second.resolved_at) < 0.6
+    finally:
+        watcher.close()
+
+
+def test_a_failure_line_for_the_thread_ends_the_wait_at_once_with_the_line(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, FAILED.format("t1"))
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed) as failure:
+            watcher.expect("queue.consolidated", {"thread_id": "t1"}, timeout=20)
+        assert time.monotonic() - started < 5
+        message = str(failure.value)
+        assert "'consolidation.error' appeared" in message
+        assert "Erreur consolidation thread t1: LLM unreachable" in message
+    finally:
+        watcher.close()
+
+
+def test_a_timeout_says_what_was_expected_what_was_seen_and_where_to_look(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server, explore_hint=lambda f: "  Logs Explorer: https://example/logs")
+    try:
+        emit(logging_api, CONSOLIDATED.format("t9", 2))
+        with pytest.raises(LogExpectationFailed) as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "t9"}, timeout=1.5)
+        message = str(failure.value)
+        assert "expected log line 'archive.enqueued'" in message
+        assert "thread_id=t9: not seen after waiting 1.5 s" in message
+        assert "Thread t9 consolidated: 2 new concepts" in message  # the closest line, naming the thread
+        assert "filter: " + BASE_FILTER in message
+        assert "log reads: " in message and "Logs Explorer: https://example/logs" in message
+    finally:
+        watcher.close()
+
+
+def test_absence_fails_when_a_second_line_appears(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, ENQUEUED.format("t2"))
+        once = watcher.expect_absent("archive.enqueued", {"thread_id": "t2"}, window=1.0, allowed=1)
+        once.result()  # one line is allowed
+        twice = watcher.expect_absent("archive.enqueued", {"thread_id": "t2"}, window=5.0, allowed=1)
+        emit(logging_api, ENQUEUED.format("t2"))
+        with pytest.raises(LogExpectationFailed, match="must appear at most 1 time"):
+            twice.result()
+    finally:
+        watcher.close()
+
+
+def test_reads_stay_within_the_budget_and_stop_when_nobody_waits(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server, budget=30)  # one read every 2 s
+    try:
+        with pytest.raises(LogExpectationFailed):
+            watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=5)
+        calls = len(logging_api.stats.list_calls)
+        assert 2 <= calls <= 4, f"{calls} reads in 5 s with a budget of 30/min"
+        deadline = time.monotonic() + 2.5  # nobody waits now: no further read may happen
+        while time.monotonic() < deadline:
+            assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"
+            time.sleep(0.25)
+    finally:
+        watcher.close()
