@@ -48,6 +48,10 @@ class StackSettings:
     ingestion_jitter: float = 0.5
     startup_timeout: float = 30.0
     read_quota_per_minute: int = 60
+    instances: int = 1  # instances per revision, each its own process and data directory
+    candidate_cmd: str = ""  # a second revision beside the serving one: no traffic, reachable by `tag`
+    tag: str = ""
+    faults: tuple[str, ...] = ()  # "stack:NAME" switches of the stack; other names go to EMERGENCE_FAULTS
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,31 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "ingestion_jitter": (_non_negative_number, False),
     "startup_timeout": (_positive_number, False),
     "read_quota_per_minute": (_positive_int, False),
+    "instances": (_positive_int, False),
+    "candidate_cmd": (_string, False),
+    "tag": (lambda v: _tag(v), False),
+    "faults": (lambda v: _faults(v), False),
 }
+
+
+def _tag(value: Any) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,44}[a-z0-9])?", _string(value)):
+        raise ValueError(f"expected a Cloud Run tag (lower-case letters, digits, '-'), got {value!r}")
+    return value
+
+
+def _faults(value: Any) -> tuple[str, ...]:
+    """A list (or a comma-separated string) of fault names; unknown ``stack:`` names are refused."""
+    from cloudrun_smoke.local.faults import split_faults
+
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"expected a list of fault names, got {value!r}")
+    split_faults(names)
+    return tuple(n.strip() for n in names if n.strip())
+
 
 # SMOKE_* variables that override a key of the selected environment.
 ENV_OVERRIDES: dict[str, tuple[str, Parser]] = {
@@ -219,6 +247,8 @@ ENV_OVERRIDES: dict[str, tuple[str, Parser]] = {
 STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_LOCAL_SERVICE_CMD": ("service_cmd", _nonempty_string),
     "SMOKE_INGESTION_DELAY": ("ingestion_delay", lambda v: _non_negative_number(float(v))),
+    "SMOKE_LOCAL_FAULTS": ("faults", lambda v: _faults(v)),
+    "SMOKE_LOCAL_INSTANCES": ("instances", lambda v: _positive_int(int(v))),
 }
 
 
@@ -263,6 +293,12 @@ class SmokeConfig:
         values = _parse_table(raw, ENV_SCHEMA, where)
         values.update(_parse_sections(sections, f"{self.path}: env.{name}"))
         values.update(_overrides(environ, ENV_OVERRIDES))
+        if environ.get("SMOKE_ARCHIVE_SAMPLES"):  # the benchmark's scale knob
+            try:
+                samples = _positive_int(int(environ["SMOKE_ARCHIVE_SAMPLES"]))
+            except ValueError as e:
+                raise ConfigError(f"SMOKE_ARCHIVE_SAMPLES: {e}") from None
+            values["slo"] = replace(values.get("slo", SloThresholds()), archive_samples=samples)
         if raw_stack is not None:
             stack_where = f"{self.path}: [env.{name}.stack]"
             try:
@@ -271,6 +307,8 @@ class SmokeConfig:
                 raise ConfigError(f"{stack_where}: {e}") from None
             stack_values = _parse_table(stack_raw, STACK_SCHEMA, stack_where)
             stack_values.update(_overrides(environ, STACK_OVERRIDES))
+            if stack_values.get("candidate_cmd") and not stack_values.get("tag"):
+                raise ConfigError(f"{stack_where}: candidate_cmd needs a tag (its revision gets no traffic)")
             values["stack"] = StackSettings(**stack_values)
         return Environment(name=name, source=str(self.path), **values)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exceptions
 
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
@@ -77,6 +78,11 @@ def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
             f"Cloud Run service {env.service!r} not found in {where} ({env.source} [env.{env.name}]); "
             f"look: gcloud run services list --project {env.project} --region {env.region}"
         )
+    if isinstance(error, auth_exceptions.GoogleAuthError):
+        return SmokeError(
+            f"cannot authenticate to the Cloud Run Admin API for {where}: {type(error).__name__}; "
+            "refresh your credentials: gcloud auth application-default login"
+        )
     if isinstance(error, gexc.PermissionDenied | gexc.Unauthenticated):
         return SmokeError(
             f"not allowed to {what} in {where}: grant roles/run.viewer to the identity running the suite"
@@ -95,7 +101,7 @@ def discover(
     while True:
         try:
             service = services_client.get_service(name=name)
-        except (gexc.GoogleAPIError, OSError) as e:  # OSError: connection refused, DNS
+        except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as e:  # OSError: refused, DNS
             raise _api_error(env, "read the service", e) from None
         if not service.reconciling or time.monotonic() >= deadline:
             break
@@ -115,7 +121,7 @@ def discover(
     if revision_name:
         try:
             revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
-        except (gexc.GoogleAPIError, OSError) as e:
+        except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as e:
             raise _api_error(env, f"read revision {revision_name}", e) from None
         revision_ready, revision_message = _ready(revision.conditions)
         container = revision.containers[0] if revision.containers else None

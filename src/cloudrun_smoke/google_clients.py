@@ -14,8 +14,8 @@ from cloudrun_smoke.errors import SmokeError
 
 
 def credentials_for(env: Environment) -> Credentials | None:
-    """Anonymous on the local stack; Application Default Credentials otherwise."""
-    if env.is_local:
+    """Anonymous on the local stack and for emulators on loopback; Application Default Credentials otherwise."""
+    if env.is_local or all(_is_loopback(e) for e in (env.run_api_endpoint, env.logging_api_endpoint)):
         return AnonymousCredentials()  # type: ignore[no-untyped-call]
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
@@ -29,6 +29,12 @@ def credentials_for(env: Environment) -> Credentials | None:
             "(roles needed: run.viewer, logging.viewer)"
         ) from None
     return credentials
+
+
+def _is_loopback(endpoint: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return urlsplit(endpoint).hostname in ("127.0.0.1", "localhost", "::1") if endpoint else False
 
 
 def _options(endpoint: str) -> ClientOptions | None:

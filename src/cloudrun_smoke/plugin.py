@@ -163,7 +163,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 # -- fixtures ---------------------------------------------------------------------------------------------
 def _fail(error: Exception) -> None:
-    pytest.fail(str(error), pytrace=False)
+    """The environment itself is unusable (credentials, API, stack): stop the run with one line.
+
+    Failing each check with the same message would bury it; exit status 4, like a usage error.
+    """
+    pytest.exit(f"cloudrun-smoke: {error}", returncode=4)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,125 @@
+"""Benchmark of the smoke suite on the local stack: wall time, log reads, detection latency, scale.
+
+Each figure comes from one run of `pytest smoke/ --env local` in a subprocess and its JSON verdict
+(`--smoke-report`). Writes bench/results/<date>.json and .md; prints the Markdown table.
+
+    python bench/suite_bench.py            # everything (a few minutes)
+    python bench/suite_bench.py --quick    # D=0 and D=5 only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def run_suite(extra_env: dict[str, str], *args: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "verdict.json"
+        started = time.monotonic()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "smoke/",
+                "--env",
+                "local",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--smoke-report={report}",
+                *args,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **extra_env},
+            timeout=900,
+        )
+        wall = time.monotonic() - started
+        verdict = json.loads(report.read_text()) if report.exists() else {}
+    logs = verdict.get("logs") or {}
+    reads_per_second = Counter(int(t) for t in logs.get("read_times", []))
+    detection = logs.get("detection_latency_s") or []
+    return {
+        "args": list(args),
+        "env": extra_env,
+        "exit": proc.returncode,
+        "verdict": verdict.get("verdict"),
+        "wall_s": round(wall, 2),
+        "reads": logs.get("entries_list_calls"),
+        "max_reads_in_one_second": max(reads_per_second.values(), default=0),
+        "detection_median_s": round(statistics.median(detection), 3) if detection else None,
+        "detection_p95_s": round(sorted(detection)[max(0, round(0.95 * len(detection)) - 1)], 3)
+        if detection
+        else None,
+        "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="only the ingestion-delay pair")
+    args = parser.parse_args()
+
+    runs: dict[str, dict[str, Any]] = {}
+    runs["D=0"] = run_suite({"SMOKE_INGESTION_DELAY": "0"})
+    runs["D=5"] = run_suite({"SMOKE_INGESTION_DELAY": "5", "SMOKE_LOG_DEADLINE": "60"})
+    if not args.quick:
+        for n in (1, 10, 50):
+            runs[f"scale {n}"] = run_suite(
+                {"SMOKE_ARCHIVE_SAMPLES": str(n), "SMOKE_LOG_DEADLINE": "90"}, "-k", "slo"
+            )
+    amplification = (runs["D=5"]["wall_s"] - runs["D=0"]["wall_s"]) / 5
+
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "delay_amplification": round(amplification, 2),
+        "runs": runs,
+    }
+    lines = [
+        f"# Suite benchmark, {result['date']}",
+        "",
+        f"Machine: {result['machine']['platform']}, {result['machine']['cpus']} CPUs, Python {result['machine']['python']}.",
+        "",
+        "| Run | Verdict | Wall (s) | entries:list calls | Max reads in 1 s | Detection median (s) | Detection P95 (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in runs.items():
+        lines.append(
+            f"| {name} | {r['verdict']} | {r['wall_s']} | {r['reads']} | {r['max_reads_in_one_second']} | "
+            f"{r['detection_median_s']} | {r['detection_p95_s']} |"
+        )
+    lines += ["", f"Delay amplification (T(5) − T(0)) / 5 = {result['delay_amplification']} (target ≤ 1.2)."]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = datetime.now(UTC).strftime("%Y-%m-%d")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
