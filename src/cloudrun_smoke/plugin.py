@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from cloudrun_smoke.http import ServiceClient
 from cloudrun_smoke.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.logs import CloudLoggingSource, LogWatcher
 from cloudrun_smoke.patterns import catalogue_with
-from cloudrun_smoke.report import CheckResult, Figures, build_verdict, write_report
+from cloudrun_smoke.report import CheckResult, Figures, build_verdict, markdown_summary, write_report
 from cloudrun_smoke.run import SmokeRun
 from cloudrun_smoke.scenarios import SCENARIO_FIXTURES
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
@@ -41,6 +42,7 @@ TARGET_KEY = pytest.StashKey[Target]()
 SCENARIOS_KEY = pytest.StashKey[list[str]]()
 RESULTS_KEY = pytest.StashKey[dict[str, CheckResult]]()
 FIGURES_KEY = pytest.StashKey[Figures]()
+LOGGING_CLIENT_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -315,6 +317,7 @@ def smoke_logs(
         catalogue=catalogue_with(smoke_env.patterns),
     )
     request.config.stash[WATCHER_KEY] = watcher
+    request.config.stash[LOGGING_CLIENT_KEY] = client
     try:
         yield watcher
     finally:
@@ -327,6 +330,23 @@ def smoke_figures(request: pytest.FixtureRequest) -> Figures:
     return request.config.stash[FIGURES_KEY]
 
 
+@pytest.fixture(autouse=True)
+def _smoke_junit_properties(
+    request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
+) -> None:
+    """Revision and run id on each test case of ``--junitxml`` (suite-level properties break under xdist)."""
+    config = request.config
+    if ENV_KEY not in config.stash:
+        return
+    record_property("smoke_environment", config.stash[ENV_KEY].name)
+    run = config.stash.get(RUN_KEY, None)
+    target = config.stash.get(TARGET_KEY, None)
+    if run is not None:
+        record_property("smoke_run_id", run.run_id)
+    if target is not None:
+        record_property("smoke_revision", target.revision)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _smoke_scenarios_started(request: pytest.FixtureRequest) -> None:
     """Start every scenario the selected checks need, before the first check waits on any of them.
@@ -337,6 +357,28 @@ def _smoke_scenarios_started(request: pytest.FixtureRequest) -> None:
     for name in request.config.stash.get(SCENARIOS_KEY, []):
         with contextlib.suppress(Exception, pytest.fail.Exception, pytest.skip.Exception):
             request.getfixturevalue(name)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A 404 on an object this run created: say whether requests reached different instances."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.failed or call.excinfo is None or "→ 404" not in str(call.excinfo.value):
+        return
+    config = item.config
+    run, client = config.stash.get(RUN_KEY, None), config.stash.get(LOGGING_CLIENT_KEY, None)
+    if run is None or client is None or ENV_KEY not in config.stash:
+        return
+    from cloudrun_smoke.instances import diagnose_404
+
+    message = str(call.excinfo.value)
+    for thread_id in run.thread_ids:
+        if thread_id in message:
+            text = diagnose_404(client, config.stash[ENV_KEY], thread_id)
+            if text:
+                report.sections.append(("cloudrun-smoke: per-instance state", text))
+            return
 
 
 # -- results, verdict and summary ----------------------------------------------------------------------
@@ -370,8 +412,11 @@ class _ResultCollector:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("smoke_report", None)
-    if not path or ENV_KEY not in session.config.stash:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not (path or summary) or ENV_KEY not in session.config.stash:
         return
+    if hasattr(session.config, "workerinput"):
+        return  # under xdist the controller writes the verdict
     config = session.config
     env = config.stash[ENV_KEY]
     target = config.stash.get(TARGET_KEY, None)
@@ -429,7 +474,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         logs=logs,
         exit_status=int(exitstatus),
     )
-    write_report(Path(path), verdict)
+    if path:
+        write_report(Path(path), verdict)
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(markdown_summary(verdict))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

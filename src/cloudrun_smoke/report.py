@@ -94,3 +94,54 @@ def build_verdict(
         "figures": [asdict(f) for f in figures.items],
         "logs": logs,
     }
+
+
+def markdown_summary(verdict: dict[str, Any]) -> str:
+    """The verdict for a CI job page (``$GITHUB_STEP_SUMMARY``): failures first, each with where to look."""
+    env = verdict.get("environment") or {}
+    target = verdict.get("target") or {}
+    checks = verdict.get("checks") or []
+    failed = [c for c in checks if c["outcome"] in ("failed", "error")]
+    icon = "❌" if verdict.get("verdict") == "fail" else "✅"
+    lines = [
+        f"## {icon} cloudrun-smoke: {env.get('name', '?')} — {verdict.get('verdict', '?')}",
+        "",
+        f"Service `{env.get('service', '?')}` ({env.get('project', '?')}, {env.get('region', '?')}), "
+        f"revision `{target.get('revision') or '?'}`, image `{target.get('image') or '?'}`.",
+        "",
+    ]
+    if failed:
+        lines += ["### Failures", ""]
+        for check in failed:
+            first, *rest = (check.get("message") or "(no message)").splitlines() or [""]
+            lines.append(f"- **{check['nodeid']}**: {first}")
+            for line in rest:
+                if "Logs Explorer:" in line or line.strip().startswith("or: gcloud"):
+                    lines.append(f"  - {line.strip()}")
+        lines.append("")
+    lines += ["### Checks", "", "| Check | Outcome | Duration (s) |", "|---|---|---|"]
+    order = {
+        "failed": 0,
+        "error": 0,
+        "known-failure-passed": 1,
+        "known-failure": 2,
+        "skipped": 3,
+        "passed": 4,
+    }
+    for check in sorted(checks, key=lambda c: (order.get(c["outcome"], 5), c["nodeid"])):
+        lines.append(f"| `{check['nodeid']}` | {check['outcome']} | {check['duration']:.2f} |")
+    figures = verdict.get("figures") or []
+    if figures:
+        lines += ["", "### Figures", ""]
+        for f in figures:
+            threshold = (
+                f" (threshold {f['threshold']:g}{f['unit']})" if f.get("threshold") is not None else ""
+            )
+            lines.append(f"- {f['name']}: {f['value']:.1f}{f['unit']}{threshold}; {f.get('note', '')}")
+    logs = verdict.get("logs") or {}
+    if logs:
+        lines += [
+            "",
+            f"Log reads: {logs.get('entries_list_calls')}; max ingestion lag {logs.get('max_ingestion_lag_s')} s.",
+        ]
+    return "\n".join(lines) + "\n"
