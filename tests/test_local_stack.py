@@ -137,12 +137,46 @@ def test_no_process_survives_the_stack_even_after_a_crash() -> None:
     assert not alive(pid)
     with LocalStack(config()) as crashed:
         pid = crashed.instances[0].pid
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(f"{crashed.service_url}/exit")
+        # The front end answers for the crashed instance, as Cloud Run does.
+        assert httpx.get(f"{crashed.service_url}/exit").status_code == 503
         wait_until(lambda: (not alive(pid)) or None, timeout=10, what="the crashed revision to exit")
+        after = httpx.get(f"{crashed.service_url}/after")
+        assert after.status_code == 503 and "Service Unavailable" in after.text
+        wait_for_entries(crashed, 'log_id("run.googleapis.com/varlog/system") "Container called exit(3)."')
+        [logged] = wait_for_entries(
+            crashed, 'log_id("run.googleapis.com/requests") httpRequest.requestUrl:"/after"'
+        )
+        assert (logged.http_request["status"], logged.severity) == (503, "ERROR")
     assert not alive(pid)
 
 
 def test_unknown_command_is_a_clear_error() -> None:
     with pytest.raises(RevisionStartError, match="cannot start revision command"):
         LocalStack(config("/nonexistent/service --port 1")).start()
+
+
+def test_stack_for_honours_the_stack_settings_of_smoke_toml(tmp_path: Path) -> None:
+    from cloudrun_smoke.config import load_config
+    from cloudrun_smoke.errors import ConfigError
+    from cloudrun_smoke.local.stack import stack_for
+
+    base = '[env.l]\nproject = "p"\nregion = "r"\nservice = "s"\nlog_deadline = 12\n[env.l.stack]\n'
+    path = tmp_path / "smoke.toml"
+    path.write_text(
+        base + 'instances = 3\ncandidate_cmd = "./c"\ntag = "canary"\nfaults = ["stack:logging-429", "x"]\n'
+    )
+    config = stack_for(load_config(path).environment("l", environ={})).config
+    assert (config.instances, config.candidate_cmd, config.tag) == (3, "./c", "canary")
+    assert config.faults == ("stack:logging-429", "x")
+    assert config.slow_ingestion_delay == 42 and config.throttle_seconds == 4
+    env = load_config(path).environment("l", environ={"SMOKE_LOCAL_FAULTS": "stack:heavy-jitter"})
+    assert env.stack is not None and env.stack.faults == ("stack:heavy-jitter",)
+    for bad, message in [
+        ('candidate_cmd = "./c"\n', "candidate_cmd needs a tag"),
+        ('faults = ["stack:nope"]\n', "unknown stack fault"),
+        ('tag = "Not_A_Tag"\n', "Cloud Run tag"),
+        ("instances = 0\n", "instances"),
+    ]:
+        path.write_text(base + bad)
+        with pytest.raises(ConfigError, match=message):
+            load_config(path).environment("l", environ={})

@@ -170,3 +170,43 @@ def test_malformed_list_requests_are_invalid_argument(body: dict, message: str) 
         assert error["status"] == "INVALID_ARGUMENT" and message in error["message"]
     finally:
         server.stop()
+
+
+def test_a_reader_of_timestamp_after_last_seen_misses_lines_that_surface_late() -> None:
+    """Per-entry ingestion delay + jitter: an entry can surface after a later-stamped one. A poller
+    that asks only for ``timestamp > last seen`` loses it; re-reading a lookback window and
+    de-duplicating by insertId loses nothing."""
+    from datetime import UTC, datetime
+
+    clock = FakeClock()
+    api = LoggingApi(
+        LogStore(clock=clock), Ingestion(delay=1.0, jitter=6.0, seed=7), ReadQuota(per_minute=None)
+    )
+    server = serve(api)
+    try:
+        client = client_for(server.endpoint)
+        written: set[str] = set()
+        naive_seen: set[str] = set()
+        careful_seen: set[str] = set()
+        last_seen = "2000-01-01T00:00:00Z"
+        for step in range(40):
+            stamp = datetime.fromtimestamp(clock.now, UTC).isoformat().replace("+00:00", "Z")
+            entry = api.ingest(
+                {"logName": f"projects/{PROJECT}/logs/app", "timestamp": stamp, "textPayload": f"line {step}"}
+            )
+            written.add(entry["insertId"])
+            clock.now += 0.5
+            naive = list(client.list_entries(filter_=f'timestamp>"{last_seen}"'))
+            naive_seen |= {e.insert_id for e in naive}
+            if naive:
+                last_seen = max(e.timestamp for e in naive).isoformat().replace("+00:00", "Z")
+            lookback = datetime.fromtimestamp(clock.now - 30, UTC).isoformat().replace("+00:00", "Z")
+            careful_seen |= {e.insert_id for e in client.list_entries(filter_=f'timestamp>="{lookback}"')}
+        clock.now += 10  # everything has surfaced
+        lookback = datetime.fromtimestamp(clock.now - 60, UTC).isoformat().replace("+00:00", "Z")
+        careful_seen |= {e.insert_id for e in client.list_entries(filter_=f'timestamp>="{lookback}"')}
+        naive_seen |= {e.insert_id for e in client.list_entries(filter_=f'timestamp>"{last_seen}"')}
+        assert careful_seen == written
+        assert written - naive_seen, "the naive reader saw every line: no out-of-order visibility"
+    finally:
+        server.stop()

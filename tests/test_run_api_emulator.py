@@ -143,3 +143,96 @@ def test_discovery_errors_are_one_actionable_line(endpoint: str) -> None:
         match=re.escape("cannot read the service through the Cloud Run Admin API at http://127.0.0.1:9"),
     ):
         discover(_env(dead), *clients(dead))
+
+
+def _revision_target(name: str, percent: int, tag: str = "") -> run_v2.TrafficTarget:
+    return run_v2.TrafficTarget(
+        type_=run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION,
+        revision=name,
+        percent=percent,
+        tag=tag,
+    )
+
+
+def test_update_service_moves_traffic_through_a_long_running_operation(endpoint: str) -> None:
+    services, _ = clients(endpoint)
+    service = services.get_service(name=SERVICE)
+    del service.traffic[:]
+    service.traffic.extend(
+        [
+            _revision_target("emergence-app-00003-abc", 50),
+            _revision_target("emergence-app-00002-abc", 50),
+            _revision_target("emergence-app-00001-abc", 0, tag="canary"),
+        ]
+    )
+    operation = services.update_service(service=service)
+    updated = operation.result(timeout=30)
+    assert operation.done()
+    split = {(t.revision, t.percent, t.tag) for t in updated.traffic_statuses}
+    assert split == {
+        ("emergence-app-00003-abc", 50, ""),
+        ("emergence-app-00002-abc", 50, ""),
+        ("emergence-app-00001-abc", 0, "canary"),
+    }
+    again = services.get_service(name=SERVICE)
+    assert not again.reconciling and again.generation == service.generation + 1
+    assert {(t.revision, t.percent) for t in again.traffic_statuses} == {(r, p) for r, p, _ in split}
+    # The operation stays readable by name, as on Google's API.
+    read = services.get_operation(request={"name": operation.operation.name})
+    assert read.done and read.name == operation.operation.name
+
+
+def test_service_reconciles_while_the_operation_runs(state: RunState, endpoint: str) -> None:
+    services, _ = clients(endpoint)
+    service = services.get_service(name=SERVICE)
+    del service.traffic[:]
+    service.traffic.append(_revision_target("emergence-app-00002-abc", 100))
+    operation = services.update_service(service=service)
+    during = services.get_service(name=SERVICE)
+    assert during.reconciling and during.observed_generation == during.generation - 1
+    assert [t.revision for t in during.traffic_statuses] == ["emergence-app-00003-abc"]
+    operation.result(timeout=30)
+    after = services.get_service(name=SERVICE)
+    assert not after.reconciling and [t.revision for t in after.traffic_statuses] == [
+        "emergence-app-00002-abc"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        ([("emergence-app-00003-abc", 60), ("emergence-app-00002-abc", 30)], "sum to 100"),
+        ([("emergence-app-00009-zzz", 100)], "does not exist"),
+        ([("emergence-app-00003-abc", 100, "Bad_Tag")], "tag"),
+        ([("emergence-app-00003-abc", 100, "t"), ("emergence-app-00002-abc", 0, "t")], "only one target"),
+        ([("emergence-app-00004-bad", 100)], "not ready"),
+    ],
+)
+def test_invalid_traffic_is_refused_before_any_operation(
+    state: RunState, endpoint: str, targets: list[tuple], message: str
+) -> None:
+    svc = state.get(SERVICE)
+    assert svc is not None
+    svc.revisions.insert(0, Revision("emergence-app-00004-bad", svc.revisions[0].spec, ready=False))
+    services, _ = clients(endpoint)
+    service = services.get_service(name=SERVICE)
+    del service.traffic[:]
+    service.traffic.extend(_revision_target(*t) for t in targets)
+    with pytest.raises(gexc.BadRequest, match=message):
+        services.update_service(service=service)
+    assert not services.get_service(name=SERVICE).reconciling
+    assert state.operations == {}
+
+
+def test_a_changed_image_is_refused_not_ignored(endpoint: str) -> None:
+    services, _ = clients(endpoint)
+    service = services.get_service(name=SERVICE)
+    service.template.containers[0].image = "gcr.io/p1/emergence-app:v2"
+    with pytest.raises(gexc.BadRequest, match="cannot build a revision"):
+        services.update_service(service=service)
+
+
+def test_unknown_operation_is_not_found(endpoint: str) -> None:
+    services, _ = clients(endpoint)
+    with pytest.raises(gexc.NotFound):
+        services.get_operation(request={"name": "projects/p1/locations/europe-west1/operations/nope"})

@@ -176,8 +176,8 @@ def _fail(error: Exception) -> None:
 def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
     """The selected environment; for a local one, the embedded stack is started here, once."""
     env = request.config.stash[ENV_KEY]
-    if env.stack is None:
-        yield env
+    if env.stack is None or (env.run_api_endpoint and env.logging_api_endpoint):
+        yield env  # a real project, or a stack already running (`cloudrun-smoke local up` prints its endpoints)
         return
     from cloudrun_smoke.local.stack import stack_for
 

@@ -18,6 +18,7 @@ from cloudrun_smoke.timeutil import format_rfc3339, parse_rfc3339, utcnow
 STDOUT_LOG = "run.googleapis.com/stdout"
 STDERR_LOG = "run.googleapis.com/stderr"
 REQUESTS_LOG = "run.googleapis.com/requests"
+SYSTEM_LOG = "run.googleapis.com/varlog/system"
 
 _SPECIAL_FIELDS = {
     "logging.googleapis.com/trace": "trace",
@@ -79,6 +80,21 @@ class LogRouter:
             entry["labels"]["instanceId"] = instance_id
         if not entry["labels"]:
             del entry["labels"]
+        return self._api.ingest(entry)
+
+    def route_system(
+        self, resource: RevisionResource, message: str, severity: str, instance_id: str | None = None
+    ) -> dict[str, Any]:
+        """What Cloud Run itself says about an instance (start-up failures, exits)."""
+        entry: dict[str, Any] = {
+            "logName": log_name(resource.project, SYSTEM_LOG),
+            "resource": resource.monitored_resource(),
+            "timestamp": format_rfc3339(utcnow()),
+            "severity": severity,
+            "textPayload": message,
+        }
+        if instance_id:
+            entry["labels"] = {"instanceId": instance_id}
         return self._api.ingest(entry)
 
 

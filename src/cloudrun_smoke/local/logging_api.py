@@ -35,13 +35,25 @@ class ReadQuota:
 
     per_minute: int | None = 60
     clock: Callable[[], float] = time.monotonic
+    throttle_for: float = 0.0  # a fault switch: every read is refused for this long from the first one
     _calls: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _throttle_from: float | None = None
 
     def take(self) -> None:
+        now = self.clock()
+        if self.throttle_for > 0:
+            with self._lock:
+                if self._throttle_from is None:
+                    self._throttle_from = now
+                if now - self._throttle_from < self.throttle_for:
+                    raise ApiError(
+                        429,
+                        "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' "
+                        "of service 'logging.googleapis.com' (the local stack's logging-429 fault is on).",
+                    )
         if self.per_minute is None:
             return
-        now = self.clock()
         with self._lock:
             while self._calls and now - self._calls[0] >= 60:
                 self._calls.popleft()

@@ -56,6 +56,7 @@ class Service:
     generation: int = 1
     reconciling: bool = False
     create_time: datetime = field(default_factory=utcnow)
+    update_time: datetime = field(default_factory=utcnow)
 
     @property
     def resource_name(self) -> str:
@@ -84,6 +85,7 @@ class Service:
 
 _LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 _REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+_ALLOCATION: dict[Any, str] = {0: "", 1: _LATEST, 2: _REVISION}
 _TAG = re.compile(r"^[a-z]([-a-z0-9]{0,44}[a-z0-9])?$")
 
 
@@ -94,7 +96,10 @@ def parse_traffic(service: Service, raw: Iterable[dict[str, Any]]) -> list[Traff
     for item in raw:
         if not isinstance(item, dict):
             raise ValueError("traffic: each target must be an object")
-        kind = item.get("type") or (_REVISION if item.get("revision") else _LATEST)
+        # Clients send enums as names or, with ``$alt=json;enum-encoding=int``, as numbers.
+        kind = _ALLOCATION.get(item.get("type"), item.get("type")) or (
+            _REVISION if item.get("revision") else _LATEST
+        )
         revision = str(item.get("revision") or "").rsplit("/", 1)[-1]
         percent = item.get("percent", 0)
         tag = str(item.get("tag") or "")
@@ -239,7 +244,7 @@ def service_json(service: Service) -> dict[str, Any]:
         "uid": f"uid-{service.name}",
         "generation": str(service.generation),
         "createTime": format_rfc3339(service.create_time),
-        "updateTime": format_rfc3339(service.create_time),
+        "updateTime": format_rfc3339(service.update_time),
         "template": {
             "containers": [_container(template)],
             "scaling": {

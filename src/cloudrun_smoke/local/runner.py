@@ -49,7 +49,15 @@ def parse_command(command: str | Sequence[str]) -> list[str]:
         raise ValueError("the service command is empty")
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
-    return argv
+    # Each instance runs in its own directory: paths the user gave relative to where the stack was
+    # started (``python tests/services/x.py``) are made absolute so that they still resolve.
+    return [_absolute_if_local(arg) for arg in argv]
+
+
+def _absolute_if_local(arg: str) -> str:
+    if arg.startswith("-") or os.path.isabs(arg) or ("/" not in arg and not arg.endswith(".py")):
+        return arg
+    return os.path.abspath(arg) if os.path.exists(arg) else arg
 
 
 def _die_with_parent() -> None:

@@ -1,8 +1,9 @@
 """The embedded local stack ("Cloud Run in a box"): everything on 127.0.0.1, started and stopped as one.
 
 The suite talks to it exactly as to Google: the Admin API and the Logging API through Google's own
-clients, the service over HTTP. Every process the stack starts ends with it, also when a test fails
-or the service crashes.
+clients, the service over HTTP through a front end that routes by traffic split and tag and logs
+every request. Every process the stack starts ends with it, also when a test fails, the service
+crashes or the stack's own process is killed (a watchdog process answers for that case).
 """
 
 from __future__ import annotations
@@ -10,19 +11,27 @@ from __future__ import annotations
 import random
 import string
 import tempfile
+import threading
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
 from cloudrun_smoke.config import Environment
+from cloudrun_smoke.local import faults as F
+from cloudrun_smoke.local.front_end import Backend, FrontEnd
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
-from cloudrun_smoke.local.runner import RevisionInstance
+from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
+from cloudrun_smoke.local.watchdog import Watchdog
+from cloudrun_smoke.timeutil import utcnow
+
+ExitHook = Callable[[str, RevisionInstance, int], None]
 
 
 @dataclass(frozen=True)
@@ -36,21 +45,41 @@ class LocalStackConfig:
     ingestion_jitter: float = 0.5
     startup_timeout: float = 30.0
     read_quota_per_minute: int | None = 60
+    instances: int = 1
+    candidate_cmd: str = ""  # deployed beside the serving revision with no traffic, reachable by `tag`
+    candidate_spec: RevisionSpec | None = None  # default: the serving revision's spec
+    tag: str = ""
+    faults: tuple[str, ...] = ()  # see cloudrun_smoke.local.faults
+    reconcile_delay: float = 0.2  # how long a traffic change's operation runs
+    # What the fault switches set (see docs/faults.md):
+    slow_ingestion_delay: float = 120.0
+    heavy_jitter: float = 8.0
+    throttle_seconds: float = 10.0
 
 
 class LocalStack:
     def __init__(self, config: LocalStackConfig | None = None) -> None:
         self.config = config or LocalStackConfig()
+        cfg = self.config
+        self.stack_faults, self.service_faults = F.split_faults(cfg.faults)
+        delay = cfg.slow_ingestion_delay if F.SLOW_INGESTION in self.stack_faults else cfg.ingestion_delay
+        jitter = cfg.heavy_jitter if F.HEAVY_JITTER in self.stack_faults else cfg.ingestion_jitter
+        throttle = cfg.throttle_seconds if F.LOGGING_429 in self.stack_faults else 0.0
         self.store = LogStore()
         self.logging = LoggingApi(
-            self.store,
-            Ingestion(self.config.ingestion_delay, self.config.ingestion_jitter),
-            ReadQuota(self.config.read_quota_per_minute),
+            self.store, Ingestion(delay, jitter), ReadQuota(cfg.read_quota_per_minute, throttle_for=throttle)
         )
         self.router = LogRouter(self.logging)
         self.state = RunState()
+        self.service = Service(cfg.project, cfg.region, cfg.service)
         self.instances: list[RevisionInstance] = []
+        self.candidate: Revision | None = None
+        self.on_instance_exit: ExitHook | None = None  # e.g. `local up` prints crashes
+        self._backends: dict[str, list[Backend]] = {}
+        self._instances_by_revision: dict[str, list[RevisionInstance]] = {}
         self._servers: list[JsonApiServer] = []
+        self._front_end: FrontEnd | None = None
+        self._watchdog = Watchdog()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._revision_counter = 0
 
@@ -67,21 +96,32 @@ class LocalStack:
     def start(self) -> None:
         try:
             self._workdir = tempfile.TemporaryDirectory(prefix="cloudrun-smoke-stack-")
+            self._watchdog.start()
             self._servers.append(self.logging.serve())
-            self._servers.append(RunApi(self.state).serve())
-            cfg = self.config
-            self.service = self.state.add(Service(cfg.project, cfg.region, cfg.service))
-            self.deploy(cfg.service_cmd, cfg.spec)
+            run_api = RunApi(self.state, self._apply_traffic, self.config.reconcile_delay)
+            self._servers.append(run_api.serve())
+            self.state.add(self.service)
+            self._front_end = FrontEnd(self.state, self.service, self._backends_of, self.logging).start()
+            self.service.uri = self._front_end.url
+            self._deploy_configured()
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        for instance in self.instances:
-            instance.stop()
+        if self._front_end is not None:
+            self._front_end.stop()
+            self._front_end = None
+        # All instances get SIGTERM at once, as Cloud Run scales a revision down: the grace periods overlap.
+        stoppers = [threading.Thread(target=i.stop, daemon=True) for i in self.instances]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=15)
         for server in self._servers:
             server.stop()
         self._servers.clear()
+        self._watchdog.close()
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
@@ -97,7 +137,37 @@ class LocalStack:
 
     @property
     def service_url(self) -> str:
+        """The front end's service URL: requests are routed by the traffic split and logged."""
         return self.service.uri
+
+    @property
+    def tag_urls(self) -> dict[str, str]:
+        with self.state.lock:
+            return dict(self.service.tag_uris)
+
+    def tag_url(self, tag: str) -> str:
+        urls = self.tag_urls
+        if tag not in urls:
+            raise KeyError(f"no traffic target has tag {tag!r} (tags: {', '.join(sorted(urls)) or 'none'})")
+        return urls[tag]
+
+    @property
+    def candidate_revision(self) -> str | None:
+        return self.candidate.name if self.candidate else None
+
+    @property
+    def serving_revision(self) -> str | None:
+        """The revision with the largest share of the traffic."""
+        with self.state.lock:
+            shares = [t for t in self.service.resolved_traffic() if t.revision and t.percent > 0]
+        return max(shares, key=lambda t: t.percent).revision if shares else None
+
+    @property
+    def watchdog_pid(self) -> int | None:
+        return self._watchdog.pid
+
+    def instances_of(self, revision: str) -> list[RevisionInstance]:
+        return list(self._instances_by_revision.get(revision, []))
 
     # -- deploys ---------------------------------------------------------------------------------------
     def _revision_name(self) -> str:
@@ -105,14 +175,99 @@ class LocalStack:
         suffix = "".join(random.choices(string.ascii_lowercase, k=3))
         return f"{self.config.service}-{self._revision_counter:05d}-{suffix}"
 
-    def deploy(self, command: str, spec: RevisionSpec) -> Revision:
-        """Create a revision, start its instance and send it all traffic, like ``gcloud run deploy``."""
-        cfg = self.config
+    def deploy(
+        self,
+        command: str,
+        spec: RevisionSpec,
+        *,
+        instances: int | None = None,
+        traffic: bool = True,
+        tag: str = "",
+    ) -> Revision:
+        """Create a revision and start its instances, like ``gcloud run deploy``: with ``traffic`` it
+        then serves 100 % (traffic follows LATEST; tagged targets stay at 0 %); without, the serving
+        revisions are pinned by name and the new one is reachable only through its ``tag`` URL."""
+        count = instances or self.config.instances
         revision = Revision(self._revision_name(), spec)
         with self.state.lock:
             self.service.revisions.append(revision)
+            self.service.generation += 1
+        try:
+            for index in range(count):
+                self._start_instance(command, spec, revision, index)
+        except RevisionStartError as e:
+            with self.state.lock:
+                revision.failure_message = str(e).splitlines()[0]
+            raise
+        with self.state.lock:
+            if traffic:
+                kept = [
+                    replace(t, percent=0, revision=t.revision or self._latest_ready_name())
+                    for t in self.service.traffic
+                    if t.tag and t.tag != tag
+                ]
+                self.service.traffic = [*kept, TrafficTarget(None, 100, tag)]
+            else:
+                latest = self._latest_ready_name()
+                pinned = [
+                    replace(t, revision=t.revision or latest)
+                    for t in self.service.traffic
+                    if t.tag != tag or not tag
+                ]
+                self.service.traffic = [*pinned, TrafficTarget(revision.name, 0, tag)]
+            revision.ready = True
+            revision.url = self._instances_by_revision[revision.name][0].url
+            self.service.update_time = utcnow()
+            self._sync_tags()
+        return revision
+
+    def deploy_candidate(
+        self, command: str, tag: str, spec: RevisionSpec | None = None, *, instances: int | None = None
+    ) -> Revision:
+        """``gcloud run deploy --no-traffic --tag TAG``: a candidate beside the serving revision."""
+        self.candidate = self.deploy(
+            command, spec or self.config.spec, instances=instances, traffic=False, tag=tag
+        )
+        return self.candidate
+
+    def add_failed_revision(self, spec: RevisionSpec, message: str) -> Revision:
+        """A revision that was created and never became ready (no instance runs)."""
+        with self.state.lock:
+            revision = Revision(self._revision_name(), spec, ready=False, failure_message=message)
+            self.service.revisions.append(revision)
+            self.service.generation += 1
+            self.service.update_time = utcnow()
+        return revision
+
+    def set_traffic(self, targets: Sequence[TrafficTarget]) -> None:
+        """Move traffic at once (the Admin API's ``update_service`` does the same through an operation)."""
+        if sum(t.percent for t in targets) != 100:
+            raise ValueError("traffic percents must sum to 100")
+        with self.state.lock:
+            for t in targets:
+                if t.revision and self.service.find_revision(t.revision) is None:
+                    raise ValueError(f"no revision named {t.revision!r}")
+            self.service.generation += 1
+            self._apply_traffic(self.service, list(targets))
+
+    def _apply_traffic(self, service: Service, targets: list[TrafficTarget]) -> None:
+        service.traffic = targets
+        service.update_time = utcnow()
+        self._sync_tags()
+
+    def _sync_tags(self) -> None:
+        if self._front_end is not None:
+            self._front_end.sync_tags()
+
+    def _latest_ready_name(self) -> str | None:
+        latest = self.service.latest_ready()
+        return latest.name if latest else None
+
+    def _start_instance(self, command: str, spec: RevisionSpec, revision: Revision, index: int) -> None:
+        cfg = self.config
         resource = RevisionResource(cfg.project, cfg.region, cfg.service, revision.name, cfg.service)
-        instance_dir = Path(self._workdir.name if self._workdir else tempfile.gettempdir()) / revision.name
+        base = Path(self._workdir.name if self._workdir else tempfile.gettempdir())
+        instance_dir = base / revision.name / f"instance-{index}"
         instance_dir.mkdir(parents=True, exist_ok=True)
         env = {
             **spec.env,
@@ -121,23 +276,80 @@ class LocalStack:
             "K_CONFIGURATION": cfg.service,
             "TMPDIR": str(instance_dir),
         }
-        instance_id = uuid.uuid4().hex
+        if self.service_faults:
+            present = [n.strip() for n in env.get(F.SERVICE_FAULTS_ENV, "").split(",") if n.strip()]
+            env[F.SERVICE_FAULTS_ENV] = ",".join(dict.fromkeys([*present, *self.service_faults]))
+        instance_id = uuid.uuid4().hex + uuid.uuid4().hex
         instance = RevisionInstance(
             command,
             env,
             lambda stream, line: self.router.route_line(resource, stream, line, instance_id),
             cwd=str(instance_dir),
             instance_id=instance_id,
+            watchdog=self._watchdog,
+            on_exit=lambda inst, code: self._instance_exited(resource, inst, code),
         )
         self.instances.append(instance)
+        self._instances_by_revision.setdefault(revision.name, []).append(instance)
         instance.start(cfg.startup_timeout)
-        with self.state.lock:
-            revision.ready = True
-            revision.url = instance.url
-            self.service.uri = instance.url
-            self.service.traffic = [TrafficTarget(None, 100)]
-            self.service.generation += 1
-        return revision
+        self._backends.setdefault(revision.name, []).append(
+            Backend(revision.name, instance_id, instance.port, instance.alive)
+        )
+
+    def _instance_exited(self, resource: RevisionResource, instance: RevisionInstance, code: int) -> None:
+        """Cloud Run notes a container's exit in the system log; the front end stops routing to it."""
+        self.router.route_system(resource, f"Container called exit({code}).", "WARNING", instance.instance_id)
+        if self.on_instance_exit is not None:
+            self.on_instance_exit(resource.revision, instance, code)
+
+    def _backends_of(self, revision: str) -> list[Backend]:
+        return list(self._backends.get(revision, []))
+
+    # -- the configured deploy, with the fault switches ------------------------------------------------
+    def _deploy_configured(self) -> None:
+        cfg, faults = self.config, self.stack_faults
+        spec = _faulted_spec(cfg.spec, faults)
+        previous = self.deploy(cfg.service_cmd, spec, instances=1) if F.TRAFFIC_SPLIT in faults else None
+        current = self.deploy(cfg.service_cmd, spec)
+        if previous is not None:
+            self.set_traffic([TrafficTarget(current.name, 90), TrafficTarget(previous.name, 10)])
+        if F.REVISION_NOT_READY in faults:
+            with self.state.lock:
+                self.service.traffic = [
+                    replace(t, revision=t.revision or current.name) for t in self.service.traffic
+                ]
+                current.ready = False
+                current.failure_message = (
+                    "The user-provided container failed the configured startup probe checks."
+                )
+        if F.LATEST_REVISION_FAILED in faults:
+            self.add_failed_revision(
+                spec,
+                "The user-provided container failed to start and listen on the port defined provided by "
+                "the PORT=8080 environment variable. Container called exit(1).",
+            )
+        if cfg.candidate_cmd:
+            if not cfg.tag:
+                raise ValueError("a candidate revision needs a tag: it gets no traffic")
+            self.deploy_candidate(cfg.candidate_cmd, cfg.tag, cfg.candidate_spec or spec)
+
+
+def _faulted_spec(spec: RevisionSpec, faults: frozenset[str]) -> RevisionSpec:
+    """The spec a deploy gets under the configuration faults (what the Admin API reports, and for a
+    missing env var also what the process gets)."""
+    if F.UNEXPECTED_IMAGE in faults:
+        repository = spec.image.rsplit(":", 1)[0] if ":" in spec.image.rsplit("/", 1)[-1] else spec.image
+        spec = replace(spec, image=f"{repository}:unexpected-build")
+    if F.MISSING_ENV in faults and spec.env:
+        first = next(iter(spec.env))
+        spec = replace(spec, env={k: v for k, v in spec.env.items() if k != first})
+    if F.WRONG_RESOURCES in faults:
+        spec = replace(
+            spec,
+            memory="1Gi" if spec.memory == "512Mi" else "512Mi",
+            cpu="2" if spec.cpu == "1" else "1",
+        )
+    return spec
 
 
 def stack_for(env: Environment) -> LocalStack:
@@ -165,5 +377,11 @@ def stack_for(env: Environment) -> LocalStack:
             ingestion_jitter=settings.ingestion_jitter,
             startup_timeout=settings.startup_timeout,
             read_quota_per_minute=settings.read_quota_per_minute,
+            slow_ingestion_delay=env.log_deadline + 30.0,
+            throttle_seconds=min(10.0, env.log_deadline / 3),
+            instances=settings.instances,
+            candidate_cmd=settings.candidate_cmd,
+            tag=settings.tag,
+            faults=tuple(settings.faults),
         )
     )
