@@ -37,11 +37,12 @@ def test_revision_under_test_serves_all_traffic(
             f"traffic: {t.describe_traffic()}"
         )
     percent = t.percent_for(t.revision)
-    assert percent == 100, (
-        f"expected revision {t.revision} to serve 100 % of traffic, it serves {percent} %; "
-        f"traffic: {t.describe_traffic()}"
+    expected = 0 if t.is_candidate else 100
+    assert percent == expected, (
+        f"expected {'candidate ' if t.is_candidate else ''}revision {t.revision} to serve {expected} % of "
+        f"traffic, it serves {percent} %; traffic: {t.describe_traffic()}"
     )
-    if t.latest_ready_revision and t.latest_ready_revision != t.revision:
+    if not t.is_candidate and t.latest_ready_revision and t.latest_ready_revision != t.revision:
         warnings.warn(
             f"the latest ready revision {t.latest_ready_revision} serves "
             f"{t.percent_for(t.latest_ready_revision)} % of traffic (a canary without traffic?)",

@@ -48,6 +48,11 @@ class Target:
     max_instances: int | None
     env_names: tuple[str, ...]
     secret_env_names: tuple[str, ...]
+    candidate_tag: str = ""  # set when a no-traffic candidate is under test, through its tag URL
+
+    @property
+    def is_candidate(self) -> bool:
+        return bool(self.candidate_tag)
 
     def percent_for(self, revision: str) -> int:
         return sum(t.percent for t in self.traffic if t.revision == revision)
@@ -93,9 +98,32 @@ def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
     )
 
 
+def _candidate(traffic: tuple[TrafficShare, ...], tag: str, revision: str, name: str) -> TrafficShare:
+    """The tagged traffic target of a candidate, by tag or by revision name."""
+    tagged = [t for t in traffic if t.tag and (t.tag == tag if tag else t.revision == revision)]
+    if not tagged:
+        known = ", ".join(f"{t.tag} -> {t.revision}" for t in traffic if t.tag) or "none"
+        what = f"tag {tag!r}" if tag else f"a tag for revision {revision!r}"
+        raise SmokeError(
+            f"{name} has no {what} (tags: {known}); deploy the candidate with "
+            "`gcloud run deploy ... --no-traffic --tag NAME`"
+        )
+    if not tagged[0].uri:
+        raise SmokeError(f"tag {tagged[0].tag!r} of {name} has no URL yet")
+    return tagged[0]
+
+
 def discover(
-    env: Environment, services_client: Any, revisions_client: Any, reconcile_timeout: float = 120.0
+    env: Environment,
+    services_client: Any,
+    revisions_client: Any,
+    reconcile_timeout: float = 120.0,
+    *,
+    tag: str = "",
+    revision: str = "",
 ) -> Target:
+    """What is under test: by default the service as its users reach it; with ``tag`` or ``revision``,
+    a no-traffic candidate through its tag URL."""
     name = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
     deadline = time.monotonic() + reconcile_timeout
     while True:
@@ -112,6 +140,11 @@ def discover(
     )
     serving = max((t for t in traffic if t.revision), key=lambda t: t.percent, default=None)
     revision_name = serving.revision if serving else short_name(service.latest_ready_revision)
+    url = service.uri
+    candidate_tag = ""
+    if tag or revision:
+        candidate = _candidate(traffic, tag, revision, name)
+        revision_name, url, candidate_tag = candidate.revision, candidate.uri, candidate.tag
     service_ready, service_message = _ready([service.terminal_condition])
 
     revision_ready, revision_message = False, "no revision serves traffic"
@@ -132,7 +165,7 @@ def discover(
     env_vars = list(container.env) if container else []
     return Target(
         service_name=name,
-        url=service.uri,
+        url=url,
         revision=revision_name,
         latest_ready_revision=short_name(service.latest_ready_revision),
         latest_created_revision=short_name(service.latest_created_revision),
@@ -150,4 +183,5 @@ def discover(
         max_instances=scaling.max_instance_count if scaling else None,
         env_names=tuple(sorted(e.name for e in env_vars if not e.value_source.secret_key_ref.secret)),
         secret_env_names=tuple(sorted(e.name for e in env_vars if e.value_source.secret_key_ref.secret)),
+        candidate_tag=candidate_tag,
     )

@@ -83,6 +83,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the revision the deploy step produced: the serving revision must be exactly this one",
     )
     group.addoption(
+        "--tag",
+        dest="smoke_tag",
+        default=None,
+        help="test the no-traffic candidate deployed with this tag, through its tag URL (0 %% traffic expected)",
+    )
+    group.addoption(
+        "--revision",
+        dest="smoke_revision",
+        default=None,
+        help="test this tagged no-traffic revision through its tag URL",
+    )
+    group.addoption(
         "--service-url",
         dest="smoke_service_url",
         default=None,
@@ -197,7 +209,14 @@ def smoke_target(smoke_env: Environment, request: pytest.FixtureRequest) -> Targ
     try:
         credentials = credentials_for(smoke_env)
         services, revisions = run_clients(smoke_env, credentials)
-        target = discover(smoke_env, services, revisions, smoke_env.checks.reconcile_timeout)
+        target = discover(
+            smoke_env,
+            services,
+            revisions,
+            smoke_env.checks.reconcile_timeout,
+            tag=request.config.getoption("smoke_tag") or "",
+            revision=request.config.getoption("smoke_revision") or "",
+        )
     except SmokeError as e:
         _fail(e)
     url = request.config.getoption("smoke_service_url")
