@@ -1,0 +1,140 @@
+"""The gate's sensitivity: each fault switch makes the intended check fail, with a message naming the
+cause, while the checks unrelated to it pass.
+
+Each row runs `pytest smoke/ --env local` (the checks the fault concerns, plus neighbours that must
+stay green) against a stack with the fault, and judges the JUnit XML.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT = "test_deployment.py::"
+READY = DEPLOYMENT + "test_revision_under_test_is_ready"
+TRAFFIC = DEPLOYMENT + "test_revision_under_test_serves_all_traffic"
+IMAGE = DEPLOYMENT + "test_image_is_the_expected_one"
+RESOURCES = DEPLOYMENT + "test_resources_are_as_configured"
+ENV_VARS = DEPLOYMENT + "test_required_env_vars_are_set"
+HEALTH = "test_health.py::test_health_endpoint_answers_as_configured"
+ARCHIVING = "test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"
+
+
+@dataclass(frozen=True)
+class Row:
+    fault: str
+    select: str  # -k expression: the concerned checks and their neighbours
+    failing: str
+    message: tuple[str, ...]
+    passing: tuple[str, ...] = ()
+    args: tuple[str, ...] = field(default=())
+
+
+CATALOGUE = [
+    Row(
+        "stack:revision-not-ready",
+        "deployment or health",
+        READY,
+        ("is not ready", "startup probe checks"),
+        (IMAGE, RESOURCES, ENV_VARS, HEALTH),
+    ),
+    Row(
+        "stack:latest-revision-failed",
+        "deployment or health",
+        READY,
+        (
+            "failed deploy: the latest created revision emergencev8-backend-00002",
+            "the latest ready one is emergencev8-backend-00001",
+        ),
+        (IMAGE, HEALTH),
+    ),
+    Row("stack:traffic-split", "deployment", TRAFFIC, ("serves 90 %",), (READY, IMAGE, RESOURCES, ENV_VARS)),
+    Row(
+        "stack:unexpected-image",
+        "deployment",
+        IMAGE,
+        ("unexpected-build", "expected one matching"),
+        (READY, TRAFFIC, RESOURCES),
+    ),
+    Row(
+        "stack:missing-env",
+        "deployment",
+        ENV_VARS,
+        ("lacks env var(s) ENVIRONMENT",),
+        (READY, TRAFFIC, IMAGE, RESOURCES),
+    ),
+    Row(
+        "stack:wrong-resources",
+        "deployment",
+        RESOURCES,
+        ("memory is '512Mi', expected '2Gi'",),
+        (READY, TRAFFIC, IMAGE, ENV_VARS),
+    ),
+    Row(
+        "stack:slow-ingestion",
+        "archive_enqueues or health",
+        ARCHIVING,
+        ("expected log line 'archive.enqueued'", "not seen after waiting 4.0 s", "filter: "),
+        (HEALTH,),
+        ("--log-deadline", "4"),
+    ),
+]
+
+
+def outcomes_of(junit: Path) -> dict[str, tuple[str, str]]:
+    result = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        key = f"{case.get('classname', '').rsplit('.', 1)[-1]}.py::{case.get('name')}"
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome, message = child.tag, (child.get("message") or "") + "\n" + (child.text or "")
+        result[key] = (outcome, message)
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", CATALOGUE, ids=[r.fault for r in CATALOGUE])
+def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
+    junit = tmp_path / f"junit-{uuid.uuid4().hex[:6]}.xml"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "smoke/",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--env",
+            "local",
+            "-k",
+            row.select,
+            f"--junitxml={junit}",
+            *row.args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environ, "SMOKE_LOCAL_FAULTS": row.fault},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    outcomes = outcomes_of(junit)
+    outcome, message = outcomes[row.failing]
+    assert outcome == "failure", f"{row.failing} did not fail under {row.fault}:\n{out}"
+    for part in row.message:
+        assert part in message, f"{row.failing}'s message lacks {part!r}:\n{message}"
+    for check in row.passing:
+        assert outcomes[check][0] == "passed", f"{check} should pass under {row.fault}: {outcomes[check]}"
+    assert "Traceback" not in out
