@@ -11,6 +11,9 @@ import pytest
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.discovery import Target
 
+# Read-only and quick: part of the on-call subset.
+pytestmark = pytest.mark.oncall
+
 
 def test_revision_under_test_is_ready(smoke_target: Target) -> None:
     t = smoke_target

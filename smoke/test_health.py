@@ -8,6 +8,9 @@ from cloudrun_smoke.config import Environment
 from cloudrun_smoke.http import ServiceClient, expect_json
 from cloudrun_smoke.waiting import wait_until
 
+# Read-only and quick: part of the on-call subset.
+pytestmark = pytest.mark.oncall
+
 
 def test_health_endpoint_answers_as_configured(smoke_service: ServiceClient, smoke_env: Environment) -> None:
     path = smoke_env.health_path

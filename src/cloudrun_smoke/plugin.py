@@ -113,6 +113,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "writes: the check creates or changes data (deselected by --read-only)"
     )
     config.addinivalue_line("markers", "security: checks of authentication and tenant isolation")
+    config.addinivalue_line(
+        "markers", "oncall: the quick read-only subset that answers 'is production healthy?' (-m oncall)"
+    )
     config.addinivalue_line("markers", "run_verdict: judges the whole run; runs after every other check")
     config.stash[RESULTS_KEY] = {}
     config.stash[FIGURES_KEY] = Figures()
