@@ -184,3 +184,18 @@ def test_every_stack_fault_is_documented() -> None:
     table = (Path(__file__).resolve().parents[1] / "docs" / "faults.md").read_text()
     section = table.split("## Local stack", 1)[1].split("\n## ", 1)[0]
     assert all(f"`{name}`" in section for name in F.STACK_FAULTS)
+
+
+def test_flaky_logging_refuses_about_a_tenth_of_reads() -> None:
+    from cloudrun_smoke.local.json_api import ApiError
+    from cloudrun_smoke.local.logging_api import ReadQuota
+
+    quota = ReadQuota(per_minute=None, refuse_share=0.1)
+    refused = 0
+    for _ in range(2000):
+        try:
+            quota.take()
+        except ApiError as e:
+            assert e.code == 429
+            refused += 1
+    assert 120 <= refused <= 280, f"{refused} of 2000 reads refused"

@@ -247,6 +247,7 @@ ENV_OVERRIDES: dict[str, tuple[str, Parser]] = {
 STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_LOCAL_SERVICE_CMD": ("service_cmd", _nonempty_string),
     "SMOKE_INGESTION_DELAY": ("ingestion_delay", lambda v: _non_negative_number(float(v))),
+    "SMOKE_INGESTION_JITTER": ("ingestion_jitter", lambda v: _non_negative_number(float(v))),
     "SMOKE_LOCAL_FAULTS": ("faults", lambda v: _faults(v)),
     "SMOKE_LOCAL_INSTANCES": ("instances", lambda v: _positive_int(int(v))),
 }

@@ -432,6 +432,16 @@ class _ResultCollector:
             )
 
 
+def _http_figures(run: SmokeRun) -> dict[str, Any]:
+    """Requests made and those a retry rescued (a transient 429/503 or refused connection)."""
+    timings = {id(t): t for user in run.users for t in user.client.timings}.values()
+    return {
+        "requests": len(timings),
+        "retried": sum(1 for t in timings if t.attempts > 1),
+        "max_attempts": max((t.attempts for t in timings), default=0),
+    }
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("smoke_report", None)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -490,6 +500,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "users": run.user_ids,
             "threads_created": len(run.thread_ids),
             "cleanup_problems": run.cleanup_problems,
+            "http": _http_figures(run),
         },
         checks=sorted(results.values(), key=lambda c: c.nodeid),
         figures=config.stash[FIGURES_KEY],

@@ -23,6 +23,7 @@ WRONG_RESOURCES = "stack:wrong-resources"
 LOGGING_429 = "stack:logging-429"
 SLOW_INGESTION = "stack:slow-ingestion"
 HEAVY_JITTER = "stack:heavy-jitter"
+FLAKY_LOGGING = "stack:flaky-logging"
 
 STACK_FAULTS: Mapping[str, str] = MappingProxyType(
     {
@@ -35,6 +36,7 @@ STACK_FAULTS: Mapping[str, str] = MappingProxyType(
         LOGGING_429: "entries:list answers 429 RESOURCE_EXHAUSTED for a while from the first read",
         SLOW_INGESTION: "log entries become visible only after the suite's log deadline",
         HEAVY_JITTER: "several seconds of per-entry ingestion jitter: lines surface out of order",
+        FLAKY_LOGGING: "10 % of entries:list calls answer 429 RESOURCE_EXHAUSTED, at random, all along",
     }
 )
 

@@ -36,12 +36,19 @@ class ReadQuota:
     per_minute: int | None = 60
     clock: Callable[[], float] = time.monotonic
     throttle_for: float = 0.0  # a fault switch: every read is refused for this long from the first one
+    refuse_share: float = 0.0  # a fault switch: this share of reads is refused at random, all along
     _calls: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _throttle_from: float | None = None
 
     def take(self) -> None:
         now = self.clock()
+        if self.refuse_share > 0 and random.random() < self.refuse_share:
+            raise ApiError(
+                429,
+                "Quota exceeded for quota metric 'Read requests' of service 'logging.googleapis.com' "
+                "(the local stack's flaky-logging fault is on).",
+            )
         if self.throttle_for > 0:
             with self._lock:
                 if self._throttle_from is None:

@@ -67,7 +67,13 @@ class LocalStack:
         throttle = cfg.throttle_seconds if F.LOGGING_429 in self.stack_faults else 0.0
         self.store = LogStore()
         self.logging = LoggingApi(
-            self.store, Ingestion(delay, jitter), ReadQuota(cfg.read_quota_per_minute, throttle_for=throttle)
+            self.store,
+            Ingestion(delay, jitter),
+            ReadQuota(
+                cfg.read_quota_per_minute,
+                throttle_for=throttle,
+                refuse_share=0.1 if F.FLAKY_LOGGING in self.stack_faults else 0.0,
+            ),
         )
         self.router = LogRouter(self.logging)
         self.state = RunState()
