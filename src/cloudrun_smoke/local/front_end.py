@@ -246,7 +246,12 @@ class FrontEnd:
     ) -> _Answer:
         client_ip = handler.client_address[0]
         headers = [(k, v) for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP]
-        headers = [(k, v) for k, v in headers if k.lower() not in ("x-cloud-trace-context", "traceparent")]
+        # Content-Length is recomputed from the body read: two of them make the backend refuse the request.
+        headers = [
+            (k, v)
+            for k, v in headers
+            if k.lower() not in ("x-cloud-trace-context", "traceparent", "content-length")
+        ]
         forwarded = handler.headers.get("X-Forwarded-For")
         headers = [(k, v) for k, v in headers if k.lower() not in ("x-forwarded-for", "x-forwarded-proto")]
         headers += [
