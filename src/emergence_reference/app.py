@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from emergence_reference import __version__, threads
+from emergence_reference import __version__, memory, threads
 from emergence_reference.config import Settings
 from emergence_reference.runtime import Runtime, get_runtime
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="EmergenceV8 reference service", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
     app.include_router(threads.router)
+    app.include_router(memory.router)
     _add_health_routes(app)
     return app
 

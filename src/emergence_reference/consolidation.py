@@ -14,7 +14,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from emergence_reference.store import Store
+from emergence_reference import preferences
+from emergence_reference.store import Store, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class ConsolidationResult:
     """Concept rows inserted for this thread, as reported by the database."""
     new_links: int
     consolidated_at: str | None
+    preferences_saved: int = 0
 
 
 class ThreadNotFoundError(LookupError):
@@ -83,12 +85,27 @@ class Consolidator:
     async def consolidate_thread(self, thread_id: str, user_id: str) -> ConsolidationResult:
         if self._store.get_thread(thread_id, user_id) is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found for user {user_id}")
+        thread = self._store.get_thread(thread_id, user_id) or {}
         concepts = extract_concepts(self._store.message_texts(thread_id, CONCEPT_ROLES))
         written = self._store.record_concepts(user_id, thread_id, concepts)
+        saved = self._save_preferences(user_id, thread_id, thread.get("session_id"))
         return ConsolidationResult(
             thread_id=thread_id,
             candidates=len(concepts),
             new_concepts=written.new_concepts,
             new_links=written.new_links,
             consolidated_at=written.consolidated_at,
+            preferences_saved=saved,
         )
+
+    def _save_preferences(self, user_id: str, thread_id: str, session_id: str | None) -> int:
+        """Upsert the thread's stated preferences; the two lines are the public service's own."""
+        candidates = preferences.extract_preferences(self._store.message_texts(thread_id, ("user",)))
+        if not candidates:
+            return 0
+        saved = preferences.upsert(
+            self._store.conn, user_id, candidates, thread_id=thread_id, session_id=session_id, stamp=now_iso()
+        )
+        logger.info("%d items ajoutés/mis à jour dans '%s'.", saved, preferences.COLLECTION)
+        logger.info("%d préférences/intentions vectorisées.", saved)
+        return saved
