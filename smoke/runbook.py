@@ -15,7 +15,7 @@ from typing import Any
 from cloudrun_smoke import contract
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.http import Timing
-from cloudrun_smoke.logs import Absence, Expectation, LogWatcher
+from cloudrun_smoke.logs import Absence, Expectation, LogMatch, LogWatcher
 from cloudrun_smoke.run import SmokeRun
 from cloudrun_smoke.scenarios import scenario
 from cloudrun_smoke.timeutil import utcnow
@@ -137,6 +137,17 @@ def _garden_body(template: Any, values: dict[str, str]) -> Any:
     return template
 
 
+def _ours(match: LogMatch, user_id: str, thread_id: str, start: Expectation, end: Expectation) -> bool:
+    """Whether a preference line belongs to the run: by the user or thread it names, or, for the form
+    that names neither, by time, inside the run's own consolidation window (enqueued → consolidated)."""
+    fields = match.fields
+    if "user_id" in fields or "thread_id" in fields:
+        return fields.get("user_id", user_id) == user_id and fields.get("thread_id", thread_id) == thread_id
+    if start.match is None or end.match is None:
+        return False  # the window is not known yet
+    return start.match.line.timestamp <= match.line.timestamp <= end.match.line.timestamp
+
+
 @scenario
 def preference_run(
     smoke_users: Callable[[str], SmokeUser],
@@ -154,8 +165,13 @@ def preference_run(
     consolidated = smoke_logs.expect_later(
         "queue.consolidated", where, timeout=timeout, since=_since(started)
     )
-    # Forms that name no thread or user match any line: the check attributes them by time.
-    saved = smoke_logs.expect_later("preferences.saved", {}, timeout=timeout, since=_since(started))
+    saved = smoke_logs.expect_later(
+        "preferences.saved",
+        {},
+        timeout=timeout,
+        since=_since(started),
+        accept=lambda m: _ours(m, user.user_id, thread_id, enqueued, consolidated),
+    )
     body = _garden_body(
         dict(smoke_env.checks.tend_garden_body),
         {"thread_id": thread_id, "user_id": user.user_id, "session_id": smoke_run.session_id},

@@ -94,6 +94,7 @@ class Expectation:
     registered_at: float  # watcher clock
     deadline: float
     _watcher: LogWatcher
+    accept: Callable[[LogMatch], bool] | None = None  # e.g. attribution by time to another wait's window
     match: LogMatch | None = None
     error: str = ""
     resolved_at: float | None = None
@@ -208,10 +209,12 @@ class LogWatcher:
         timeout: float,
         since: datetime | None = None,
         failures: Iterable[str] | None = None,
+        accept: Callable[[LogMatch], bool] | None = None,
     ) -> Expectation:
         """Start waiting for a line of pattern ``name`` whose fields equal ``where``; return at once.
 
         A failure line for the same subject (e.g. the thread id) resolves it early as a failure.
+        ``accept`` narrows the matches further (it is called under the watcher's lock, at each poll).
         """
         failure_names = FAILURES_FOR.get(name, ()) if failures is None else tuple(failures)
         now = self._clock()
@@ -224,6 +227,7 @@ class LogWatcher:
             now,
             now + timeout,
             self,
+            accept,
         )
         with self._cond:
             self.expectations.append(expectation)
@@ -304,6 +308,8 @@ class LogWatcher:
                 item.resolved_at = now
             return
         found = self._find(item.pattern, item.where, item.since)
+        if item.accept is not None:
+            found = [m for m in found if item.accept(m)]
         if found:
             item.match = found[0]
             item.resolved_at = now
