@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cloudrun_smoke.local import up
 
     up.register(local_commands)
+    from cloudrun_smoke import rollback
+
+    rollback.register(commands)
     return parser
 
 
