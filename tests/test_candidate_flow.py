@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from smoke_runs import ROOT, SuiteRun, run_smoke
 
 
 def config_with_candidate(tmp_path: Path) -> Path:
@@ -26,37 +23,17 @@ def config_with_candidate(tmp_path: Path) -> Path:
     return path
 
 
-def run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    report = tmp_path / f"verdict-{len(list(tmp_path.iterdir()))}.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "smoke/",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--env",
-            "local",
-            f"--smoke-config={config_with_candidate(tmp_path)}",
-            f"--smoke-report={report}",
-            *args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")},
+def run(tmp_path: Path, *args: str) -> tuple[SuiteRun, dict]:
+    result = run_smoke(
+        tmp_path, "-q", "--env", "local", f"--smoke-config={config_with_candidate(tmp_path)}", *args
     )
-    return proc, json.loads(report.read_text()) if report.exists() else {}
+    return result, result.verdict
 
 
 @pytest.mark.slow
 def test_tag_targets_the_candidate_through_its_tag_url(tmp_path: Path) -> None:
-    proc, verdict = run(tmp_path, "--tag", "canary", "-k", "deployment or health")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    result, verdict = run(tmp_path, "--tag", "canary", "-k", "deployment or health")
+    assert result.returncode == 0, result.output
     target = verdict["target"]
     shares = {t["revision"]: t for t in target["traffic"]}
     candidate = shares[target["revision"]]
@@ -67,8 +44,8 @@ def test_tag_targets_the_candidate_through_its_tag_url(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_an_unknown_tag_is_one_clear_line(tmp_path: Path) -> None:
-    proc, _ = run(tmp_path, "--tag", "nope", "-k", "deployment")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 4, out
+    result, _ = run(tmp_path, "--tag", "nope", "-k", "deployment")
+    out = result.output
+    assert result.returncode == 4, out
     assert "has no tag 'nope' (tags: canary -> " in out
     assert "Traceback" not in out

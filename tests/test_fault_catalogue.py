@@ -7,17 +7,13 @@ stay green) against a stack with the fault, and judges the JUnit XML.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from smoke_runs import run_smoke
+
 DEPLOYMENT = "test_deployment.py::"
 READY = DEPLOYMENT + "test_revision_under_test_is_ready"
 TRAFFIC = DEPLOYMENT + "test_revision_under_test_serves_all_traffic"
@@ -89,52 +85,21 @@ CATALOGUE = [
 ]
 
 
-def outcomes_of(junit: Path) -> dict[str, tuple[str, str]]:
-    result = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        key = f"{case.get('classname', '').rsplit('.', 1)[-1]}.py::{case.get('name')}"
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, (child.get("message") or "") + "\n" + (child.text or "")
-        result[key] = (outcome, message)
-    return result
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("row", CATALOGUE, ids=[r.fault for r in CATALOGUE])
 def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
-    junit = tmp_path / f"junit-{uuid.uuid4().hex[:6]}.xml"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "smoke/",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--env",
-            "local",
-            "-k",
-            row.select,
-            f"--junitxml={junit}",
-            *row.args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**environ, "SMOKE_LOCAL_FAULTS": row.fault},
+    run = run_smoke(
+        tmp_path, "-q", "--env", "local", "-k", row.select, *row.args, env={"SMOKE_LOCAL_FAULTS": row.fault}
     )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
-    outcomes = outcomes_of(junit)
-    outcome, message = outcomes[row.failing]
+    out = run.output
+    assert run.returncode == 1, out
+    outcomes = run.outcomes
+    outcome, message = outcomes[row.failing], run.messages.get(row.failing, "")
     assert outcome == "failure", f"{row.failing} did not fail under {row.fault}:\n{out}"
     for part in row.message:
         assert part in message, f"{row.failing}'s message lacks {part!r}:\n{message}"
     for check in row.passing:
-        assert outcomes[check][0] == "passed", f"{check} should pass under {row.fault}: {outcomes[check]}"
+        assert outcomes[check] == "passed", (
+            f"{check} should pass under {row.fault}: {run.messages.get(check)}"
+        )
     assert "Traceback" not in out

@@ -11,14 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from smoke_runs import ROOT, SuiteRun, processes_with_marker, run_smoke
 
 READ_ONLY_CHECKS = {
     "test_deployment.py::test_revision_under_test_is_ready",
@@ -53,65 +50,11 @@ EXPECTED_SKIPS = {
 }
 
 
-@dataclass
-class SuiteRun:
-    returncode: int
-    output: str
-    outcomes: dict[str, str]
-    messages: dict[str, str]
-    marker: str
-
-
-def run_suite(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> SuiteRun:
-    junit = tmp_path / f"junit-{uuid.uuid4().hex[:6]}.xml"
-    marker = uuid.uuid4().hex
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "smoke/", "-p", "no:cacheprovider", f"--junitxml={junit}", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CLOUDRUN_SMOKE_TEST_MARKER": marker, **(env or {})},
-    )
-    outcomes: dict[str, str] = {}
-    messages: dict[str, str] = {}
-    if junit.exists():
-        for case in ET.parse(junit).getroot().iter("testcase"):
-            module = case.get("classname", "").rsplit(".", 1)[-1]
-            key = f"{module}.py::{case.get('name')}"
-            outcome = "passed"
-            for child in case:
-                if child.tag in ("failure", "error", "skipped"):
-                    outcome = child.tag
-                    messages[key] = (child.get("message") or "") + "\n" + (child.text or "")
-            outcomes[key] = outcome
-    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, outcomes, messages, marker)
-
-
-def processes_with_marker(marker: str) -> list[int]:
-    """Processes whose environment carries the marker: anything the suite's stack started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                stat = (entry / "stat").read_text()
-                if stat.split(")")[-1].split()[0] != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.fixture(scope="module")
 def healthy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SuiteRun, dict]:
     """One full default run against the reference service, shared by the checks of its verdict."""
-    tmp_path = tmp_path_factory.mktemp("healthy")
-    report = tmp_path / "verdict.json"
-    run = run_suite(tmp_path, "--env", "local", f"--smoke-report={report}")
-    verdict = json.loads(report.read_text()) if report.exists() else {}
-    return run, verdict
+    run = run_smoke(tmp_path_factory.mktemp("healthy"), "--env", "local")
+    return run, run.verdict
 
 
 @pytest.mark.slow
@@ -158,18 +101,17 @@ def test_the_scenarios_log_waits_overlapped(healthy_run: tuple[SuiteRun, dict]) 
 
 @pytest.mark.slow
 def test_read_only_runs_no_writing_check_and_creates_nothing(tmp_path: Path) -> None:
-    report = tmp_path / "verdict.json"
-    run = run_suite(tmp_path, "--env", "local", "--read-only", f"--smoke-report={report}")
+    run = run_smoke(tmp_path, "--env", "local", "--read-only")
     assert run.returncode == 0, run.output
     assert set(run.outcomes) - {"test_security.py::test_dev_bypass_is_refused"} == READ_ONLY_CHECKS
-    verdict = json.loads(report.read_text())
+    verdict = run.verdict
     assert verdict["run"] is None or verdict["run"]["threads_created"] == 0
 
 
 @pytest.mark.slow
 def test_a_missing_enqueue_line_fails_the_archiving_check_with_a_diagnosis(tmp_path: Path) -> None:
     broken = f"{sys.executable} -m emergence_reference --fault archive-no-enqueue"
-    run = run_suite(tmp_path, "--env", "local", "--local-service-cmd", broken, "--log-deadline", "4")
+    run = run_smoke(tmp_path, "--env", "local", "--local-service-cmd", broken, "--log-deadline", "4")
     assert run.returncode == 1, run.output
     archiving = "test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"
     assert run.outcomes[archiving] == "failure", run.output

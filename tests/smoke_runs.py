@@ -1,0 +1,93 @@
+"""Running the smoke suite as a user does, in a subprocess, and reading what it reported.
+
+Shared by the tests that judge the suite as a whole: outcomes from its JUnit XML, figures from its
+JSON verdict, and a marker in its environment to find every process its stack started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER_VAR = "CLOUDRUN_SMOKE_TEST_MARKER"
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    outcomes: dict[str, str]  # "file.py::test" -> passed | failure | error | skipped
+    messages: dict[str, str]
+    verdict: dict[str, Any]
+    marker: str
+
+
+def junit_outcomes(junit: Path) -> tuple[dict[str, str], dict[str, str]]:
+    outcomes: dict[str, str] = {}
+    messages: dict[str, str] = {}
+    if not junit.exists():
+        return outcomes, messages
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        key = f"{case.get('classname', '').rsplit('.', 1)[-1]}.py::{case.get('name')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = child.tag
+                messages[key] = (child.get("message") or "") + "\n" + (child.text or "")
+        outcomes[key] = outcome
+    return outcomes, messages
+
+
+def run_smoke(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> SuiteRun:
+    """``pytest smoke/ ARGS`` from the repository root, with no ``SMOKE_*`` variable of ours leaking in."""
+    tag = uuid.uuid4().hex[:8]
+    junit, report = tmp_path / f"junit-{tag}.xml", tmp_path / f"verdict-{tag}.json"
+    marker = uuid.uuid4().hex
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "smoke/",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            f"--smoke-report={report}",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**environ, MARKER_VAR: marker, **(env or {})},
+    )
+    outcomes, messages = junit_outcomes(junit)
+    verdict = json.loads(report.read_text()) if report.exists() else {}
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, outcomes, messages, verdict, marker)
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Live processes whose environment carries the marker: anything the suite's stack started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                stat = (entry / "stat").read_text()
+                if stat.split(")")[-1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
