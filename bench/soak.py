@@ -14,59 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from suite_run import run_suite
 
 
 def one_run(faults: str, deadline: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "verdict.json"
-        started = time.monotonic()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "smoke/",
-                "--env",
-                "local",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                f"--smoke-report={report}",
-                "--log-deadline",
-                str(deadline),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env={
-                **os.environ,
-                "SMOKE_INGESTION_DELAY": "0.2",
-                "SMOKE_INGESTION_JITTER": "5.8",
-                "SMOKE_LOCAL_FAULTS": faults,
-            },
-        )
-        verdict = json.loads(report.read_text()) if report.exists() else {}
-    http = (verdict.get("run") or {}).get("http") or {}
-    logs = verdict.get("logs") or {}
-    return {
-        "exit": proc.returncode,
-        "wall_s": round(time.monotonic() - started, 1),
-        "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
-        "http_retried": http.get("retried", 0),
-        "log_reads": logs.get("entries_list_calls"),
-        "log_throttled": logs.get("throttled"),
-        "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:],
-    }
+    env = {"SMOKE_INGESTION_DELAY": "0.2", "SMOKE_INGESTION_JITTER": "5.8", "SMOKE_LOCAL_FAULTS": faults}
+    return run_suite(env, "--log-deadline", str(deadline))
 
 
 def main() -> int:
@@ -88,11 +44,11 @@ def main() -> int:
         status = "ok" if result["exit"] == 0 else f"FAILED {result['failed']}"
         print(
             f"run {i + 1}/{args.runs}: {status} in {result['wall_s']} s; http retries {result['http_retried']}; "
-            f"log reads {result['log_reads']} (429: {result['log_throttled']})",
+            f"log reads {result['reads']} (429: {result['throttled']})",
             flush=True,
         )
     failures = [r for r in results if r["exit"] != 0]
-    rescued = sum(1 for r in results if r["exit"] == 0 and (r["http_retried"] or r["log_throttled"]))
+    rescued = sum(1 for r in results if r["exit"] == 0 and (r["http_retried"] or r["throttled"]))
     summary = {
         "runs": len(results),
         "failures": len(failures),

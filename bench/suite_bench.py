@@ -13,63 +13,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from suite_run import run_suite
 
-
-def run_suite(extra_env: dict[str, str], *args: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "verdict.json"
-        started = time.monotonic()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "smoke/",
-                "--env",
-                "local",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                f"--smoke-report={report}",
-                *args,
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **extra_env},
-            timeout=900,
-        )
-        wall = time.monotonic() - started
-        verdict = json.loads(report.read_text()) if report.exists() else {}
-    logs = verdict.get("logs") or {}
-    reads_per_second = Counter(int(t) for t in logs.get("read_times", []))
-    detection = logs.get("detection_latency_s") or []
-    return {
-        "args": list(args),
-        "env": extra_env,
-        "exit": proc.returncode,
-        "verdict": verdict.get("verdict"),
-        "wall_s": round(wall, 2),
-        "reads": logs.get("entries_list_calls"),
-        "max_reads_in_one_second": max(reads_per_second.values(), default=0),
-        "detection_median_s": round(statistics.median(detection), 3) if detection else None,
-        "detection_p95_s": round(sorted(detection)[max(0, round(0.95 * len(detection)) - 1)], 3)
-        if detection
-        else None,
-        "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
-    }
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> int:

@@ -1,0 +1,70 @@
+"""One run of `pytest smoke/ --env local` in a subprocess, summarised from its JSON verdict.
+
+Shared by the benchmark and the soak: both judge runs by what the suite itself reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))]
+
+
+def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "verdict.json"
+        started = time.monotonic()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "smoke/",
+                "--env",
+                "local",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--smoke-report={report}",
+                *args,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **extra_env},
+            timeout=timeout,
+        )
+        wall = time.monotonic() - started
+        verdict = json.loads(report.read_text()) if report.exists() else {}
+    logs = verdict.get("logs") or {}
+    http = (verdict.get("run") or {}).get("http") or {}
+    detection = logs.get("detection_latency_s") or []
+    reads_per_second = Counter(int(t) for t in logs.get("read_times", []))
+    return {
+        "args": list(args),
+        "env": extra_env,
+        "exit": proc.returncode,
+        "verdict": verdict.get("verdict"),
+        "wall_s": round(wall, 2),
+        "reads": logs.get("entries_list_calls"),
+        "throttled": logs.get("throttled"),
+        "max_reads_in_one_second": max(reads_per_second.values(), default=0),
+        "detection_median_s": round(nearest_rank(detection, 50), 3) if detection else None,
+        "detection_p95_s": round(nearest_rank(detection, 95), 3) if detection else None,
+        "http_retried": http.get("retried", 0),
+        "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
+        "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:],
+    }
