@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudrun_smoke.validators import boolean, non_negative_int, positive_number, string, table
+
 Parser = Callable[[Any], Any]
+_str, _bool, _count, _positive, _table = string, boolean, non_negative_int, positive_number, table
 
 
 @dataclass(frozen=True)
@@ -54,36 +57,12 @@ class KnownFailure:
     link: str = ""
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
-    return value
-
-
 def _regex(value: Any) -> str:
     try:
         re.compile(_str(value))
     except re.error as e:
         raise ValueError(f"not a valid regular expression {value!r}: {e}") from None
     return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _positive(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"expected a positive number, got {value!r}")
-    return float(value)
 
 
 def _strings(item: Parser) -> Parser:
@@ -93,12 +72,6 @@ def _strings(item: Parser) -> Parser:
         return tuple(item(v) for v in value)
 
     return parse
-
-
-def _table(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a table, got {value!r}")
-    return value
 
 
 EXPECT_SCHEMA: dict[str, Parser] = {

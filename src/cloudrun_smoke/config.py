@@ -27,6 +27,33 @@ from cloudrun_smoke.check_settings import (
 )
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.patterns import catalogue_with
+from cloudrun_smoke.validators import (
+    boolean as _boolean,
+)
+from cloudrun_smoke.validators import (
+    non_negative_int as _non_negative_int,
+)
+from cloudrun_smoke.validators import (
+    non_negative_number as _non_negative_number,
+)
+from cloudrun_smoke.validators import (
+    nonempty_string as _nonempty_string,
+)
+from cloudrun_smoke.validators import (
+    positive_int as _positive_int,
+)
+from cloudrun_smoke.validators import (
+    positive_number as _positive_number,
+)
+from cloudrun_smoke.validators import (
+    string as _string,
+)
+from cloudrun_smoke.validators import (
+    string_table as _string_table,
+)
+from cloudrun_smoke.validators import (
+    table as _table,
+)
 
 AUTH_MODES = ("none", "dev-bypass", "bearer", "login", "id-token")
 ENV_VAR = "SMOKE_ENV"
@@ -107,48 +134,6 @@ class Environment:
 Parser = Callable[[Any], Any]
 
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
-    return value
-
-
-def _nonempty_string(value: Any) -> str:
-    if not _string(value).strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"expected a positive number, got {value!r}")
-    return float(value)
-
-
-def _non_negative_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"expected a number >= 0, got {value!r}")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"expected a positive whole number, got {value!r}")
-    return value
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
 def _auth_mode(value: Any) -> str:
     if value not in AUTH_MODES:
         raise ValueError(f"expected one of {', '.join(AUTH_MODES)}, got {value!r}")
@@ -159,20 +144,6 @@ def _path(value: Any) -> str:
     if not _string(value) == "" and not value.startswith("/"):
         raise ValueError(f"expected a path starting with '/', got {value!r}")
     return value
-
-
-def _table(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a table, got {value!r}")
-    return value
-
-
-def _string_table(value: Any) -> dict[str, str]:
-    table = _table(value)
-    for k, v in table.items():
-        if not isinstance(v, str):
-            raise ValueError(f"{k}: expected a string value, got {v!r}")
-    return table
 
 
 ENV_SCHEMA: dict[str, tuple[Parser, bool]] = {
