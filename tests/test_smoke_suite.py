@@ -152,3 +152,14 @@ def test_an_unknown_env_is_one_line_naming_the_file(tmp_path: Path) -> None:
     assert proc.returncode == 4
     assert "unknown environment 'prdo'" in proc.stderr and "smoke.toml" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_k_starts_only_the_scenarios_the_selected_checks_use(tmp_path: Path) -> None:
+    run = run_smoke(tmp_path, "--env", "local", "-k", "deployment or batch")
+    assert run.returncode == 0, run.output
+    assert {k.split("::")[0] for k in run.outcomes} == {"test_deployment.py", "test_batch_consolidation.py"}
+    subjects = {json.dumps(e["where"], sort_keys=True) for e in run.verdict["logs"]["expectations"]}
+    patterns = {e["pattern"] for e in run.verdict["logs"]["expectations"]}
+    assert patterns == {"batch.completed"}, f"scenarios other than the batch started: {patterns} {subjects}"
+    assert run.verdict["run"]["threads_created"] == 1
