@@ -193,8 +193,11 @@ def service_env(port: int, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_until_serving(service: Service, deadline: float) -> None:
-    """Poll ``/api/health`` until it answers, the process dies, or the deadline passes."""
+def wait_until_serving(service: Service, deadline: float, path: str = "/healthz") -> None:
+    """Poll ``path`` until it answers 200, the process dies, or the deadline passes.
+
+    ``/healthz`` (the default) is 200 only once the vector store is open; ``/api/health`` as soon as
+    the process serves."""
     with httpx.Client(base_url=service.base_url, timeout=1, trust_env=False) as client:
         while True:
             if service.proc.poll() is not None:
@@ -202,7 +205,7 @@ def wait_until_serving(service: Service, deadline: float) -> None:
                 stderr = "\n".join(service.output.snapshot("stderr"))
                 pytest.fail(f"service exited with {service.proc.returncode} before serving:\n{stderr}")
             with contextlib.suppress(httpx.TransportError):
-                if client.get("/api/health").status_code == 200:
+                if client.get(path).status_code == 200:
                     return
             if time.monotonic() > deadline:
                 pytest.fail(f"service not serving on {service.base_url} after {START_DEADLINE}s")
@@ -224,7 +227,7 @@ def stop(service: Service, sig: int = signal.SIGTERM) -> int:
 
 
 @contextlib.contextmanager
-def running_service(data_dir: Path, *args: str, **env: str) -> Iterator[Service]:
+def running_service(data_dir: Path, *args: str, wait_path: str = "/healthz", **env: str) -> Iterator[Service]:
     service: Service | None = None
     for _attempt in range(3):  # a free port can be taken between choosing it and binding it
         port = free_port()
@@ -236,7 +239,7 @@ def running_service(data_dir: Path, *args: str, **env: str) -> Iterator[Service]
         )
         service = Service(proc, port, data_dir, OutputCapture(proc))
         try:
-            wait_until_serving(service, time.monotonic() + START_DEADLINE)
+            wait_until_serving(service, time.monotonic() + START_DEADLINE, wait_path)
             break
         except pytest.fail.Exception:
             stop(service, signal.SIGKILL)
@@ -595,7 +598,10 @@ def test_unknown_fault_exits_2_with_one_line(tmp_path: Path, args: list[str], en
 def test_cold_start_with_empty_data_dir_is_ready_quickly(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh" / "data"  # does not exist yet
     started = time.monotonic()
-    with running_service(data_dir) as svc, httpx.Client(base_url=svc.base_url, trust_env=False) as client:
+    with (
+        running_service(data_dir, wait_path="/api/health") as svc,
+        httpx.Client(base_url=svc.base_url, trust_env=False) as client,
+    ):
         while (status := client.get("/healthz").status_code) != 200:
             assert status == 503 and time.monotonic() - started < 10
         elapsed = time.monotonic() - started

@@ -10,17 +10,29 @@ gets ready. SIGTERM shuts down gracefully and exits 0.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from emergence_reference import faults
-from emergence_reference.config import DATA_DIR_ENV, DEFAULT_HOST, ConfigError, Settings, port_from_env
+from emergence_reference.config import (
+    DATA_DIR_ENV,
+    DEFAULT_HOST,
+    DEFAULT_JWT_SECRET,
+    JWT_SECRET_ENV,
+    ConfigError,
+    Settings,
+    allowlist_from_env,
+    dev_bypass_from_env,
+    port_from_env,
+)
 
 PROG = "emergence_reference"
 EXIT_USAGE = 2
@@ -37,10 +49,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fault",
         action="append",
         default=[],
-        metavar="NAME",
-        help=f"switch a fault on (repeatable; merged with ${faults.ENV_VAR}); see --list-faults",
+        metavar="NAME[=VALUE]",
+        help=f"switch a fault or variant on (repeatable; merged with ${faults.ENV_VAR}); see --list-faults",
     )
-    parser.add_argument("--list-faults", action="store_true", help="print the known faults and exit")
+    parser.add_argument(
+        "--list-faults", action="store_true", help="print the known faults and correct variants, then exit"
+    )
     return parser.parse_args(argv)
 
 
@@ -49,11 +63,16 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _slow_start(seconds: float) -> None:
+    """The slow-start variant: a cold start that keeps the port closed for a while (SIGTERM still works)."""
+    logging.getLogger(PROG).info("Cold start: warming up for %gs before listening", seconds)
+    time.sleep(seconds)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.list_faults:
-        for name, description in sorted(faults.REGISTRY.items()):
-            print(f"{name}: {description}")
+        print(faults.listing())
         return 0
 
     env = os.environ
@@ -61,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Validate every setting before touching the disk or importing the web stack.
         fault_set = faults.FaultSet.from_names([*faults.split_names(env.get(faults.ENV_VAR)), *args.fault])
         port = port_from_env(env)
+        allowlist = allowlist_from_env(env)
     except (faults.UnknownFaultError, ConfigError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
@@ -78,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=env.get("HOST") or DEFAULT_HOST,
         port=port,
         faults=fault_set,
+        dev_bypass_allowed=dev_bypass_from_env(env),
+        allowlist=allowlist,
+        jwt_secret=env.get(JWT_SECRET_ENV) or DEFAULT_JWT_SECRET,
         service=env.get("K_SERVICE"),
         revision=env.get("K_REVISION"),
         configuration=env.get("K_CONFIGURATION"),
@@ -89,14 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from emergence_reference.app import create_app
     from emergence_reference.logs import configure_logging, uvicorn_log_config
 
-    configure_logging()
+    json_lines = fault_set.on(faults.JSON_LOGS)
+    configure_logging(json_lines)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        if fault_set.on(faults.SLOW_START):
+            _slow_start(fault_set.value(faults.SLOW_START))
         uvicorn.run(
             create_app(settings),
             host=settings.host,
             port=settings.port,
-            log_config=uvicorn_log_config(),
+            log_config=uvicorn_log_config(json_lines),
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     finally:

@@ -1,20 +1,22 @@
-"""The FastAPI application: factory, lifespan and health routes.
+"""The FastAPI application: factory, lifespan, health routes and the transient-503 middleware.
 
-Start-up opens the database and starts the task workers before ``/healthz`` says ready; shutdown (SIGTERM
-via uvicorn) cancels the workers and closes the database.
+Start-up opens the database and starts the task workers, then opens the vector store in the background:
+the process serves ``/api/health`` at once and ``/healthz`` says ready once every component is up.
+Shutdown (SIGTERM via uvicorn) cancels the workers and closes both stores.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from emergence_reference import __version__, memory, threads
+from emergence_reference import __version__, auth, memory, threads
+from emergence_reference import faults as F
 from emergence_reference.config import Settings
 from emergence_reference.runtime import Runtime, get_runtime
 
@@ -38,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         logger.info("Data directory: %s", settings.data_dir)
         await runtime.start()
-        logger.info("Start-up complete: ready")
+        logger.info("Start-up complete: serving (vector store opening in the background)")
         try:
             yield
         finally:
@@ -47,20 +49,43 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="EmergenceV8 reference service", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
+    if settings.faults.on(F.TRANSIENT_503):
+        _add_transient_503(app, int(settings.faults.value(F.TRANSIENT_503)))
+    app.include_router(auth.router)
     app.include_router(threads.router)
     app.include_router(memory.router)
     _add_health_routes(app)
     return app
 
 
+def _add_transient_503(app: FastAPI, every: int) -> None:
+    """One request in ``every`` answers 503 before any route runs: provably not processed, so a
+    client may retry it, as after a Cloud Run instance's transient unavailability."""
+    count = 0
+
+    @app.middleware("http")
+    async def transient_503(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        nonlocal count
+        count += 1
+        if every > 0 and count % every == 0:
+            return JSONResponse({"detail": "Service temporarily unavailable"}, status_code=503)
+        return await call_next(request)
+
+
 def _add_health_routes(app: FastAPI) -> None:
     @app.get("/api/health")
-    async def api_health() -> dict[str, Any]:
+    async def api_health(runtime: Rt) -> JSONResponse:
         """Cloud Run's probe path: ok as soon as the process serves, as in the public service."""
-        return {"status": "ok", "message": "Emergence reference service is running"}
+        if runtime.faults.on(F.API_HEALTH_503):
+            return JSONResponse({"status": "error", "message": "Service unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok", "message": "Emergence reference service is running"})
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(runtime: Rt) -> dict[str, Any]:
+        if runtime.faults.on(F.HEALTH_OK):
+            return {"status": "ok"}
         return {"status": "healthy", "metrics_enabled": False}
 
     @app.get("/healthz")
@@ -78,6 +103,9 @@ def _add_health_routes(app: FastAPI) -> None:
 
     @app.get("/ready")
     async def ready(runtime: Rt) -> JSONResponse:
-        if runtime.readiness.ready:
+        readiness = runtime.readiness
+        if readiness.ready:
             return JSONResponse({"ok": True})
-        return JSONResponse({"ok": False, "error": "starting"}, status_code=503)
+        missing = [name for name in ("db", "embed", "vector", "di") if not getattr(readiness, name)]
+        error = runtime.vectors.error or f"starting: {', '.join(missing)} not ready"
+        return JSONResponse({"ok": False, "error": error}, status_code=503)

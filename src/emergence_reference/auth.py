@@ -78,7 +78,9 @@ async def require_user(request: Request) -> Principal:
     if not isinstance(subject, str) or not subject:
         raise _unauthorized("Invalid or expired token")
     session = session_header or (claims.get("sid") if isinstance(claims.get("sid"), str) else None)
-    return Principal(user_id=subject, session_id=session, role=str(claims.get("role", TOKEN_ROLE)), method="jwt")
+    return Principal(
+        user_id=subject, session_id=session, role=str(claims.get("role", TOKEN_ROLE)), method="jwt"
+    )
 
 
 class LoginRequest(BaseModel):
@@ -96,7 +98,13 @@ async def login(body: LoginRequest, request: Request, response: Response) -> dic
     now = int(time.time())
     user_id = user_id_for(body.email)
     session_id = uuid.uuid4().hex
-    claims = {"sub": user_id, "sid": session_id, "role": TOKEN_ROLE, "iat": now, "exp": now + TOKEN_TTL_SECONDS}
+    claims = {
+        "sub": user_id,
+        "sid": session_id,
+        "role": TOKEN_ROLE,
+        "iat": now,
+        "exp": now + TOKEN_TTL_SECONDS,
+    }
     token = jwt_hs256.encode(claims, settings.jwt_secret)
     response.set_cookie("id_token", token, httponly=True, samesite="lax", max_age=TOKEN_TTL_SECONDS)
     logger.info("Login accepted for %s", user_id)

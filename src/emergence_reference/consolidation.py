@@ -8,16 +8,27 @@ first appearance. Only user and assistant messages count.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from emergence_reference import faults as F
 from emergence_reference import preferences
-from emergence_reference.store import Store, now_iso
+from emergence_reference.faults import FaultSet
+from emergence_reference.preference_store import PreferenceStore
+from emergence_reference.store import Store
+from emergence_reference.vectors import VectorStore, VectorStoreNotReadyError
 
 logger = logging.getLogger(__name__)
+llm_logger = logging.getLogger("emergence_reference.llm")
+
+# A consolidation waits this long for the vector store still opening at start-up.
+VECTOR_WAIT_SECONDS = 30.0
+# How long the unreachable LLM keeps a consolidation before failing (short: tests wait for it).
+LLM_TIMEOUT_SECONDS = 0.3
 
 MIN_LENGTH = 5
 CONCEPT_ROLES = ("user", "assistant")
@@ -70,25 +81,44 @@ class ConsolidationResult:
     new_links: int
     consolidated_at: str | None
     preferences_saved: int = 0
+    error: str | None = None
+    """Why the consolidation failed; the public service still reports such a thread with 0 concepts."""
 
 
 class ThreadNotFoundError(LookupError):
     pass
 
 
-class Consolidator:
-    """Turns an archived thread's messages into the user's long-term concepts."""
+class LLMUnavailableError(ConnectionError):
+    pass
 
-    def __init__(self, store: Store) -> None:
+
+class Consolidator:
+    """Turns an archived thread's messages into the user's long-term concepts and preferences."""
+
+    def __init__(
+        self, store: Store, preferences_store: PreferenceStore, vectors: VectorStore, faults: FaultSet
+    ) -> None:
         self._store = store
+        self._preferences = preferences_store
+        self._vectors = vectors
+        self._faults = faults
 
     async def consolidate_thread(self, thread_id: str, user_id: str) -> ConsolidationResult:
-        if self._store.get_thread(thread_id, user_id) is None:
+        """Consolidate one thread. A failure of the (simulated) LLM is logged and returned, not raised,
+        as the public gardener does; an unknown thread raises."""
+        thread = self._store.get_thread(thread_id, user_id)
+        if thread is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found for user {user_id}")
-        thread = self._store.get_thread(thread_id, user_id) or {}
+        try:
+            if self._faults.on(F.LLM_UNREACHABLE):
+                await self._call_llm()
+        except LLMUnavailableError as exc:
+            logger.error("Erreur consolidation thread %s: %s", thread_id, exc)
+            return ConsolidationResult(thread_id, 0, 0, 0, None, error=str(exc))
         concepts = extract_concepts(self._store.message_texts(thread_id, CONCEPT_ROLES))
         written = self._store.record_concepts(user_id, thread_id, concepts)
-        saved = self._save_preferences(user_id, thread_id, thread.get("session_id"))
+        saved = await self._save_preferences(user_id, thread_id, thread.get("session_id"))
         return ConsolidationResult(
             thread_id=thread_id,
             candidates=len(concepts),
@@ -98,14 +128,23 @@ class Consolidator:
             preferences_saved=saved,
         )
 
-    def _save_preferences(self, user_id: str, thread_id: str, session_id: str | None) -> int:
-        """Upsert the thread's stated preferences; the two lines are the public service's own."""
+    @staticmethod
+    async def _call_llm() -> None:
+        """What the public service sees when OpenAI and its Anthropic fallback are both unreachable."""
+        await asyncio.sleep(LLM_TIMEOUT_SECONDS)
+        llm_logger.error("OpenAI request failed: Connection error. Falling back to Anthropic.")
+        llm_logger.error("Anthropic request failed: Connection error.")
+        raise LLMUnavailableError("Connection error. (all LLM providers unreachable)")
+
+    async def _save_preferences(self, user_id: str, thread_id: str, session_id: str | None) -> int:
         candidates = preferences.extract_preferences(self._store.message_texts(thread_id, ("user",)))
         if not candidates:
             return 0
-        saved = preferences.upsert(
-            self._store.conn, user_id, candidates, thread_id=thread_id, session_id=session_id, stamp=now_iso()
+        try:
+            await self._vectors.wait_ready(VECTOR_WAIT_SECONDS)
+        except VectorStoreNotReadyError as exc:
+            logger.error("Vectorisation préférences impossible: %s", exc)
+            return 0
+        return await asyncio.to_thread(
+            self._preferences.save, user_id, candidates, thread_id=thread_id, session_id=session_id
         )
-        logger.info("%d items ajoutés/mis à jour dans '%s'.", saved, preferences.COLLECTION)
-        logger.info("%d préférences/intentions vectorisées.", saved)
-        return saved

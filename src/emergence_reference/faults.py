@@ -64,10 +64,16 @@ class Switch:
 
 SWITCHES: Mapping[str, Switch] = MappingProxyType(
     {
-        ARCHIVE_NO_ENQUEUE: Switch(FAULT, "the archive hook never enqueues the consolidation (PATCH still 200)"),
-        ENQUEUE_FAILS: Switch(FAULT, "enqueueing raises: '[Thread Archiving] Failed to enqueue' WARNING, PATCH 200"),
+        ARCHIVE_NO_ENQUEUE: Switch(
+            FAULT, "the archive hook never enqueues the consolidation (PATCH still 200)"
+        ),
+        ENQUEUE_FAILS: Switch(
+            FAULT, "enqueueing raises: '[Thread Archiving] Failed to enqueue' WARNING, PATCH 200"
+        ),
         CONSOLIDATION_HANGS: Switch(FAULT, "a queued consolidation starts and never completes"),
-        CONSOLIDATION_WRONG_THREAD: Switch(FAULT, "the queue's lines name another thread id than the one it consolidated"),
+        CONSOLIDATION_WRONG_THREAD: Switch(
+            FAULT, "the queue's lines name another thread id than the one it consolidated"
+        ),
         LLM_UNREACHABLE: Switch(
             FAULT,
             "every consolidation fails as with an unreachable LLM: ERROR lines, then 'consolidated: 0 new "
@@ -79,26 +85,50 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             "thread still consolidated",
         ),
         BATCH_MISSING_FIELD: Switch(FAULT, "consolidate-archived answers without 'skipped_count'"),
-        BATCH_COUNTS_OFF: Switch(FAULT, "consolidate-archived reports total_archived one higher than processed"),
-        BATCH_IGNORES_LIMIT: Switch(FAULT, "consolidate-archived processes every archived thread whatever 'limit'"),
-        BATCH_RECONSOLIDATES: Switch(FAULT, "consolidate-archived without 'force' consolidates consolidated threads again"),
+        BATCH_COUNTS_OFF: Switch(
+            FAULT, "consolidate-archived reports total_archived one higher than processed"
+        ),
+        BATCH_IGNORES_LIMIT: Switch(
+            FAULT, "consolidate-archived processes every archived thread whatever 'limit'"
+        ),
+        BATCH_RECONSOLIDATES: Switch(
+            FAULT, "consolidate-archived without 'force' consolidates consolidated threads again"
+        ),
         TEND_GARDEN_500: Switch(FAULT, "POST /api/memory/tend-garden answers 500 {'detail': ...}"),
-        PREFERENCES_NOT_PERSISTED: Switch(FAULT, "preferences are extracted but never written (no save lines)"),
-        PREFERENCES_NO_DEDUP: Switch(FAULT, "each save of a preference adds a new document (id not deterministic)"),
-        PREFERENCES_WRONG_USER: Switch(FAULT, "preferences are saved under the user 'default' instead of the caller"),
-        SEARCH_LEAKS: Switch(FAULT, "GET /api/memory/search returns every user's messages (as the public code does)"),
+        PREFERENCES_NOT_PERSISTED: Switch(
+            FAULT, "preferences are extracted but never written (no save lines)"
+        ),
+        PREFERENCES_NO_DEDUP: Switch(
+            FAULT, "each save of a preference adds a new document (id not deterministic)"
+        ),
+        PREFERENCES_WRONG_USER: Switch(
+            FAULT, "preferences are saved under the user 'default' instead of the caller"
+        ),
+        SEARCH_LEAKS: Switch(
+            FAULT, "GET /api/memory/search returns every user's messages (as the public code does)"
+        ),
         ARCHIVE_SLOW: Switch(FAULT, "PATCH archived=true answers only after VALUE ms", 800, "ms"),
         QUEUE_SLOW: Switch(FAULT, "each queued consolidation waits VALUE s before it starts", 6, "s"),
         API_HEALTH_503: Switch(FAULT, "GET /api/health answers 503"),
-        HEALTHZ_NOT_READY: Switch(FAULT, "GET /healthz and /ready stay 503 'starting' (vector store never ready)"),
-        DEV_BYPASS_ACCEPTED: Switch(FAULT, "the dev bypass is honoured even when AUTH_DEV_BYPASS=0 forbids it"),
+        HEALTHZ_NOT_READY: Switch(
+            FAULT, "GET /healthz and /ready stay 503 'starting' (vector store never ready)"
+        ),
+        DEV_BYPASS_ACCEPTED: Switch(
+            FAULT, "the dev bypass is honoured even when AUTH_DEV_BYPASS=0 forbids it"
+        ),
         ARCHIVED_BOOL: Switch(VARIANT, "'archived' is a JSON boolean instead of 0/1"),
         HARD_DELETE: Switch(VARIANT, "DELETE /api/threads/{id} removes the thread: 404 afterwards"),
         HEALTH_OK: Switch(VARIANT, "GET /health answers {'status': 'ok'} (the runbook's expectation)"),
         PREFERENCES_IN_STATS: Switch(VARIANT, "GET /api/memory/user/stats counts the persisted preferences"),
-        JSON_LOGS: Switch(VARIANT, "every log line is one JSON object on stdout (Cloud Run structured logging)"),
-        SLOW_START: Switch(VARIANT, "the process listens only VALUE s after it starts (a slow cold start)", 4, "s"),
-        TRANSIENT_503: Switch(VARIANT, "one request in VALUE answers 503 before it is processed", 20, "requests"),
+        JSON_LOGS: Switch(
+            VARIANT, "every log line is one JSON object on stdout (Cloud Run structured logging)"
+        ),
+        SLOW_START: Switch(
+            VARIANT, "the process listens only VALUE s after it starts (a slow cold start)", 4, "s"
+        ),
+        TRANSIENT_503: Switch(
+            VARIANT, "one request in VALUE answers 503 before it is processed", 20, "requests"
+        ),
     }
 )
 

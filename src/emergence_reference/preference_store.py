@@ -96,7 +96,12 @@ class PreferenceStore:
         return {
             "total": len(rows),
             "top": [
-                {"text": text, "type": meta.get("type"), "topic": meta.get("topic"), "count": meta.get("count")}
+                {
+                    "text": text,
+                    "type": meta.get("type"),
+                    "topic": meta.get("topic"),
+                    "count": meta.get("count"),
+                }
                 for text, meta in rows[:5]
             ],
             "by_type": dict(by_type),

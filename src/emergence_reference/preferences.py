@@ -22,7 +22,8 @@ INTENT = "intent"
 _SENTENCE = re.compile(r"[^.!?\n;]+")
 _CONJUNCTION = re.compile(r"\s*(?:\band\b|\bet\b|\bbut\b|\bmais\b)\s+", re.IGNORECASE)
 _PREFERENCE = re.compile(
-    r"\b(préfère|préfères|préférons|préfèrent|prefer|prefers|aime|aimes|like|likes|love|loves)\b", re.IGNORECASE
+    r"\b(préfère|préfères|préférons|préfèrent|prefer|prefers|aime|aimes|like|likes|love|loves)\b",
+    re.IGNORECASE,
 )
 _INTENT = re.compile(r"\b(want|wants|veux|voudrais|souhaite|souhaitons|need|needs)\b", re.IGNORECASE)
 _TOPIC_WORD = re.compile(r"[^\W\d_]{4,}")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 
+from emergence_reference import faults as F
 from emergence_reference.config import Settings
 from emergence_reference.consolidation import Consolidator
 from emergence_reference.faults import FaultSet
+from emergence_reference.preference_store import PreferenceStore
+from emergence_reference.preferences import COLLECTION
 from emergence_reference.store import Store
 from emergence_reference.tasks import TaskQueue, memory_handlers
+from emergence_reference.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -34,33 +41,56 @@ class Readiness:
 class Runtime:
     settings: Settings
     store: Store
+    vectors: VectorStore
+    preferences: PreferenceStore
     queue: TaskQueue
     consolidator: Consolidator
-    readiness: Readiness = field(default_factory=Readiness)
+    garden_history: list[dict[str, Any]] = field(default_factory=list)
+    _opening: asyncio.Task[None] | None = None
+    _stopped: bool = False
 
     @property
     def faults(self) -> FaultSet:
         return self.settings.faults
 
+    @property
+    def readiness(self) -> Readiness:
+        """Read from the components themselves, so it can never claim more than they do."""
+        if self._stopped:
+            return Readiness()
+        return Readiness(
+            db=self.store.is_open,
+            # The embedding function is local and needs no model: it is usable as soon as the
+            # collection that carries it is open.
+            embed=self.vectors.ready,
+            vector=self.vectors.ready and not self.faults.on(F.HEALTHZ_NOT_READY),
+            di=self.queue.running,
+        )
+
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         store = Store(settings.data_dir)
-        consolidator = Consolidator(store)
-        queue = TaskQueue(memory_handlers(consolidator), workers=settings.workers)
-        return cls(settings=settings, store=store, queue=queue, consolidator=consolidator)
+        vectors = VectorStore(settings.data_dir)
+        preferences = PreferenceStore(vectors, settings.faults)
+        consolidator = Consolidator(store, preferences, vectors, settings.faults)
+        queue = TaskQueue(memory_handlers(consolidator, settings.faults), workers=settings.workers)
+        if settings.faults.on(F.ENQUEUE_FAILS):
+            queue.refuse = "the task queue is full (maxsize reached)"
+        return cls(settings, store, vectors, preferences, queue, consolidator)
 
     async def start(self) -> None:
         self.store.open()
-        self.readiness.db = True
-        # No embedding model nor vector store in v0: nothing to load, so they are ready at once.
-        self.readiness.embed = True
-        self.readiness.vector = True
         await self.queue.start()
-        self.readiness.di = True
+        # ChromaDB opens in the background: the server listens meanwhile, /healthz says when it is done.
+        self._opening = asyncio.create_task(self.vectors.open([COLLECTION]), name="vector-store-open")
 
     async def stop(self) -> None:
-        self.readiness = Readiness()
+        self._stopped = True
         await self.queue.stop()
+        if self._opening is not None:
+            with contextlib.suppress(Exception):
+                await self._opening
+        self.vectors.close()
         self.store.close()
 
 

@@ -221,6 +221,38 @@ class Store:
             )
         return cursor.rowcount == 1
 
+    def hard_delete_thread(self, thread_id: str, user_id: str) -> bool:
+        """Remove the thread and its messages (the ``hard-delete`` variant); concepts stay the user's."""
+        with self.conn:
+            if self.get_thread(thread_id, user_id) is None:
+                return False
+            self.conn.execute("DELETE FROM messages WHERE thread_id = ?", (thread_id,))
+            self.conn.execute("DELETE FROM concept_threads WHERE thread_id = ?", (thread_id,))
+            self.conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+        return True
+
+    def list_archived(self, user_id: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            f"SELECT {_THREAD_COLUMNS} FROM threads WHERE user_id = ? AND archived = 1"
+            " ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        ).fetchall()
+        return [_thread(row) for row in rows]
+
+    def archived_for_batch(self, user_id: str, limit: int | None) -> list[sqlite3.Row]:
+        """The user's archived threads, most recent first; ``limit`` None means all of them."""
+        return self.conn.execute(
+            "SELECT id, consolidated_at FROM threads WHERE user_id = ? AND archived = 1"
+            " ORDER BY updated_at DESC, id LIMIT ?",
+            (user_id, -1 if limit is None else limit),
+        ).fetchall()
+
+    def count_active_threads(self, user_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) AS n FROM threads WHERE user_id = ? AND archived = 0", (user_id,)
+        ).fetchone()
+        return int(row["n"])
+
     # -- messages ----------------------------------------------------------------------------------
 
     def add_message(

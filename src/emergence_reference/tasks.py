@@ -11,11 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emergence_reference import faults as F
 from emergence_reference.consolidation import Consolidator
+from emergence_reference.faults import FaultSet
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class TaskQueue:
         self._worker_count = workers
         self._queue: asyncio.Queue[Task] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self.refuse: str | None = None
+        """When set, ``enqueue`` raises with this reason (the ``enqueue-fails`` fault)."""
 
     @property
     def running(self) -> bool:
@@ -59,6 +64,8 @@ class TaskQueue:
         logger.info("[MemoryTaskQueue] Started %d workers", self._worker_count)
 
     def enqueue(self, task: Task) -> None:
+        if self.refuse is not None:
+            raise QueueNotRunningError(self.refuse)
         if task.kind not in self._handlers:
             raise ValueError(f"no handler for task kind {task.kind!r}")
         if not self.running:
@@ -99,16 +106,20 @@ class TaskQueue:
                 self._queue.task_done()
 
 
-def memory_handlers(consolidator: Consolidator) -> dict[str, Handler]:
+def memory_handlers(consolidator: Consolidator, faults: FaultSet) -> dict[str, Handler]:
     """The handlers of the memory tasks; each logs what it did with the figures the store reported."""
 
     async def consolidate_thread(task: Task) -> None:
         thread_id = str(task.payload["thread_id"])
         reason = task.payload.get("reason", "archiving")
-        logger.info("[MemoryTaskQueue] Consolidating archived thread %s (reason: %s)", thread_id, reason)
+        if faults.on(F.QUEUE_SLOW):
+            await asyncio.sleep(faults.value(F.QUEUE_SLOW))
+        # The consolidation-wrong-thread fault: the lines name a thread the queue never consolidated.
+        named = uuid.uuid4().hex if faults.on(F.CONSOLIDATION_WRONG_THREAD) else thread_id
+        logger.info("[MemoryTaskQueue] Consolidating archived thread %s (reason: %s)", named, reason)
+        if faults.on(F.CONSOLIDATION_HANGS):
+            await asyncio.Event().wait()  # never set: the task ends only when the worker is cancelled
         result = await consolidator.consolidate_thread(thread_id, str(task.payload["user_id"]))
-        logger.info(
-            "[MemoryTaskQueue] Thread %s consolidated: %d new concepts", thread_id, result.new_concepts
-        )
+        logger.info("[MemoryTaskQueue] Thread %s consolidated: %d new concepts", named, result.new_concepts)
 
     return {CONSOLIDATE_THREAD: consolidate_thread}

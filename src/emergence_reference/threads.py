@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
+from emergence_reference import faults as F
 from emergence_reference.auth import Principal, require_user
-from emergence_reference.faults import ARCHIVE_NO_ENQUEUE
 from emergence_reference.runtime import Runtime, get_runtime
 from emergence_reference.tasks import CONSOLIDATE_THREAD, Task
 
@@ -47,6 +48,13 @@ def _not_found() -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="Thread not found")
 
 
+def present(thread: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """The thread as the API shows it: ``archived`` 0/1 as in the public code, or a boolean (variant)."""
+    if runtime.faults.on(F.ARCHIVED_BOOL):
+        return {**thread, "archived": bool(thread["archived"])}
+    return thread
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, include_in_schema=False)
 @router.post("/", status_code=status.HTTP_201_CREATED)
 async def create_thread(body: ThreadCreate, user: User, runtime: Rt) -> dict[str, Any]:
@@ -58,7 +66,15 @@ async def create_thread(body: ThreadCreate, user: User, runtime: Rt) -> dict[str
         agent_id=body.agent_id,
         meta=body.meta,
     )
-    return {"id": thread["id"], "thread": thread}
+    return {"id": thread["id"], "thread": present(thread, runtime)}
+
+
+@router.get("/archived/list")
+async def list_archived(
+    user: User, runtime: Rt, limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0)
+) -> dict[str, Any]:
+    threads = runtime.store.list_archived(user.user_id, limit=limit, offset=offset)
+    return {"items": [present(thread, runtime) for thread in threads]}
 
 
 @router.get("/{thread_id}")
@@ -66,7 +82,11 @@ async def get_thread(thread_id: str, user: User, runtime: Rt) -> dict[str, Any]:
     thread = runtime.store.get_thread(thread_id, user.user_id)
     if thread is None:
         raise _not_found()
-    return {"thread": thread, "messages": runtime.store.list_messages(thread_id), "docs": []}
+    return {
+        "thread": present(thread, runtime),
+        "messages": runtime.store.list_messages(thread_id),
+        "docs": [],
+    }
 
 
 @router.post("/{thread_id}/messages", status_code=status.HTTP_201_CREATED)
@@ -93,19 +113,26 @@ async def update_thread(thread_id: str, body: ThreadPatch, user: User, runtime: 
         raise _not_found()
     if update.archived_now:
         _enqueue_consolidation(runtime, thread_id, user)
-    return {"thread": update.thread}
+    if body.archived and runtime.faults.on(F.ARCHIVE_SLOW):
+        await asyncio.sleep(runtime.faults.value(F.ARCHIVE_SLOW) / 1000)
+    return {"thread": present(update.thread, runtime)}
 
 
 @router.delete("/{thread_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_thread(thread_id: str, user: User, runtime: Rt) -> Response:
-    if not runtime.store.soft_delete_thread(thread_id, user.user_id):
+    """Soft delete as in the public code (the thread stays readable); hard delete as a variant."""
+    if runtime.faults.on(F.HARD_DELETE):
+        deleted = runtime.store.hard_delete_thread(thread_id, user.user_id)
+    else:
+        deleted = runtime.store.soft_delete_thread(thread_id, user.user_id)
+    if not deleted:
         raise _not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _enqueue_consolidation(runtime: Runtime, thread_id: str, user: Principal) -> None:
     """The archive hook: hand the thread to the queue; a failure is logged, never returned to the caller."""
-    if runtime.faults.on(ARCHIVE_NO_ENQUEUE):
+    if runtime.faults.on(F.ARCHIVE_NO_ENQUEUE):
         return
     task = Task(CONSOLIDATE_THREAD, {"thread_id": thread_id, "user_id": user.user_id, "reason": "archiving"})
     try:

@@ -83,7 +83,9 @@ class VectorStore:
 
     # Each operation is synchronous; callers run it with ``asyncio.to_thread``.
 
-    def get(self, name: str, ids: Sequence[str] | None = None, where: Mapping[str, Any] | None = None) -> dict:
+    def get(
+        self, name: str, ids: Sequence[str] | None = None, where: Mapping[str, Any] | None = None
+    ) -> dict:
         with self._lock:
             result: dict = self._collection(name).get(
                 ids=list(ids) if ids is not None else None, where=dict(where) if where else None

@@ -1,0 +1,441 @@
+"""Every fault switch and correct variant of the reference service, shown at the HTTP or log level.
+
+Each test runs a real service process with its switch(es); switches that cannot interfere share one.
+Absence of a line is asserted only once the process has stopped (all its output is then captured) or
+after a later line that the same code path writes after it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emergence_reference.faults import REGISTRY, SWITCHES, FaultSet, UnknownFaultError
+from test_reference_contract import PREFERENCE, VECTORISED, batch
+from test_reference_service import (
+    Service,
+    add_messages,
+    archive,
+    consolidated,
+    consolidating,
+    create_thread,
+    enqueued,
+    running_service,
+    stop,
+)
+
+ERROR_CONSOLIDATION = r" ERROR \[[\w.]+\] Erreur consolidation thread {}: "
+
+
+def stamp(line: str) -> datetime:
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def combo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Switches that touch separate routes: one process for all of them."""
+    switches = "search-leaks,tend-garden-500,batch-missing-field,dev-bypass-accepted,archived-bool,hard-delete,health-ok"
+    with running_service(
+        tmp_path_factory.mktemp("combo") / "data", EMERGENCE_FAULTS=switches, AUTH_DEV_BYPASS="0"
+    ) as svc:
+        yield svc
+
+
+# -- switches sharing one process ----------------------------------------------------------------------
+
+
+def test_search_leaks_other_users_messages(combo: Service, user: str) -> None:
+    marker = f"leak{uuid.uuid4().hex[:10]}"
+    owner = combo.client(user)
+    add_messages(owner, create_thread(owner)["id"], ("user", f"secret {marker}"))
+    leaked = combo.client(f"{user}-other").get("/api/memory/search", params={"q": marker}).json()["results"]
+    assert [r["user_id"] for r in leaked] == [user]
+
+
+def test_tend_garden_500(combo: Service, user: str) -> None:
+    client = combo.client(user)
+    thread_id = create_thread(client)["id"]
+    response = client.post("/api/memory/tend-garden", json={"thread_id": thread_id})
+    assert response.status_code == 500 and isinstance(response.json()["detail"], str)
+
+
+def test_batch_missing_field(combo: Service, user: str) -> None:
+    body = batch(combo.client(user), force=True)
+    assert "skipped_count" not in body and {
+        "status",
+        "consolidated_count",
+        "total_archived",
+        "errors",
+    } <= set(body)
+
+
+def test_dev_bypass_accepted_although_forbidden(combo: Service, user: str) -> None:
+    response = combo.client(user).get("/api/threads/archived/list")
+    assert response.status_code == 200, "AUTH_DEV_BYPASS=0 but the bypass must still work under the fault"
+
+
+def test_variant_archived_bool_and_hard_delete(combo: Service, user: str) -> None:
+    client = combo.client(user)
+    created = create_thread(client)["thread"]
+    assert created["archived"] is False
+    thread = archive(client, created["id"])
+    assert thread["archived"] is True
+    assert client.get("/api/threads/archived/list").json()["items"][0]["archived"] is True
+    assert client.delete(f"/api/threads/{created['id']}").status_code == 204
+    after = client.get(f"/api/threads/{created['id']}")
+    assert after.status_code == 404 and after.json()["detail"]
+    assert client.delete(f"/api/threads/{created['id']}").status_code == 404
+
+
+def test_variant_health_ok(combo: Service) -> None:
+    assert combo.client().get("/health").json() == {"status": "ok"}
+
+
+# -- the archive hook and the queue --------------------------------------------------------------------
+
+
+def test_enqueue_fails_logs_the_warning_and_answers_200(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "enqueue-fails") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        start = len(svc.output.snapshot("stderr"))
+        assert archive(client, thread_id)["archived"] == 1
+        svc.output.wait_for(
+            "stderr", r" WARNING \[[\w.]+\] \[Thread Archiving\] Failed to enqueue consolidation: .+", start
+        )
+    assert not svc.stderr_lines_with(f"Consolidation enqueued for thread {thread_id}")
+    assert not svc.stderr_lines_with(f"Consolidating archived thread {thread_id}")
+
+
+def test_consolidation_hangs(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "consolidation-hangs") as svc:
+        client = svc.client(user)
+        threads = [create_thread(client)["id"] for _ in range(3)]
+        for thread_id in threads:
+            add_messages(client, thread_id, ("user", "Migration Kubernetes"))
+            archive(client, thread_id)
+        for thread_id in threads[:2]:  # two workers start a consolidation each and never finish it
+            svc.output.wait_for("stderr", consolidating(thread_id))
+        assert all(
+            client.get(f"/api/threads/{t}").json()["thread"]["consolidated_at"] is None for t in threads
+        )
+    assert not [
+        line for line in svc.output.snapshot("stderr") if re.search(r"consolidated: \d+ new concepts", line)
+    ]
+    assert svc.stderr_lines_with("[MemoryTaskQueue] Stopped 2 workers, 1 pending tasks dropped")
+
+
+def test_consolidation_wrong_thread(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "consolidation-wrong-thread") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", "Migration Kubernetes"))
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        _, match = svc.output.wait_for("stderr", consolidated(r"(?P<other>[0-9a-f]{32})"), start)
+        assert match["other"] != thread_id
+        assert int(match["n"]) == 2
+        assert client.get(f"/api/threads/{thread_id}").json()["thread"]["consolidated_at"] is not None
+        assert [line for line in svc.output.snapshot("stderr") if thread_id in line] == [
+            line for line in svc.output.snapshot("stderr") if re.search(enqueued(thread_id), line)
+        ]
+
+
+def test_llm_unreachable(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "llm-unreachable") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", "Migration Kubernetes du cluster"))
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        error, _ = svc.output.wait_for(
+            "stderr", ERROR_CONSOLIDATION.format(thread_id) + r"Connection error", start
+        )
+        done, match = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        assert error < done and int(match["n"]) == 0
+        assert len([line for line in svc.output.snapshot("stderr")[start:] if " ERROR " in line]) >= 2
+        body = batch(client, force=True)
+        assert (body["status"], body["consolidated_count"], body["skipped_count"], body["errors"]) == (
+            "success",
+            0,
+            1,
+            [],
+        )
+        garden = client.post("/api/memory/tend-garden", json={"thread_id": thread_id})
+        assert garden.status_code == 500 and "Connection error" in garden.json()["detail"]
+        assert client.get(f"/api/threads/{thread_id}").json()["thread"]["consolidated_at"] is None
+
+
+def test_archive_slow(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "archive-slow=400") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        started = time.monotonic()
+        client.patch(f"/api/threads/{thread_id}", json={"title": "rename"})
+        plain = time.monotonic() - started
+        started = time.monotonic()
+        archive(client, thread_id)
+        slow = time.monotonic() - started
+        assert slow >= 0.4 > plain, (slow, plain)
+
+
+def test_queue_slow(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "queue-slow=1.5") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        first, _ = svc.output.wait_for("stderr", enqueued(thread_id), start)
+        last, _ = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        lines = svc.output.snapshot("stderr")
+        assert (stamp(lines[last]) - stamp(lines[first])).total_seconds() >= 1.5
+
+
+# -- the batch -----------------------------------------------------------------------------------------
+
+
+def archived_threads(svc: Service, user: str, count: int) -> list[str]:
+    client = svc.client(user)
+    ids = []
+    for i in range(count):
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", f"Kubernetes numéro {i} observabilité"))
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        svc.output.wait_for("stderr", consolidated(thread_id), start)
+        ids.append(thread_id)
+    return ids
+
+
+def test_batch_counts_off(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "batch-counts-off") as svc:
+        archived_threads(svc, user, 2)
+        body = batch(svc.client(user))
+        assert body["consolidated_count"] + body["skipped_count"] + len(body["errors"]) == 2
+        assert body["total_archived"] == 3
+
+
+def test_batch_ignores_limit(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "batch-ignores-limit") as svc:
+        archived_threads(svc, user, 3)
+        body = batch(svc.client(user), limit=1, force=True)
+        assert (body["consolidated_count"], body["total_archived"]) == (3, 3)
+
+
+def test_batch_reconsolidates_without_force(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "batch-reconsolidates") as svc:
+        archived_threads(svc, user, 2)
+        body = batch(svc.client(user))
+        assert (body["consolidated_count"], body["skipped_count"]) == (2, 0)
+
+
+# -- preferences ---------------------------------------------------------------------------------------
+
+
+def archive_preference(svc: Service, client: httpx.Client) -> str:
+    thread_id = create_thread(client)["id"]
+    add_messages(client, thread_id, ("user", PREFERENCE))
+    start = len(svc.output.snapshot("stderr"))
+    archive(client, thread_id)
+    svc.output.wait_for("stderr", consolidated(thread_id), start)
+    return thread_id
+
+
+def test_preferences_upsert_fails(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "preferences-upsert-fails") as svc:
+        client = svc.client(user)
+        start = len(svc.output.snapshot("stderr"))
+        thread_id = archive_preference(svc, client)
+        svc.output.wait_for(
+            "stderr",
+            r" ERROR \[[\w.]+\] Vectorisation préférences impossible: Expected IDs to be unique",
+            start,
+        )
+        _, match = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        assert int(match["n"]) >= 1
+        assert client.get(f"/api/threads/{thread_id}").json()["thread"]["consolidated_at"] is not None
+        assert not svc.stderr_lines_with("préférences/intentions vectorisées")
+
+
+def test_preferences_not_persisted(tmp_path: Path, user: str) -> None:
+    with running_service(
+        tmp_path / "data", "--fault", "preferences-not-persisted", "--fault", "preferences-in-stats"
+    ) as svc:
+        client = svc.client(user)
+        archive_preference(svc, client)  # the save lines would precede the queue's result line
+        assert not svc.stderr_lines_with("ajoutés/mis à jour dans 'memory_preferences'")
+        assert not svc.stderr_lines_with("vectorisées")
+        assert client.get("/api/memory/user/stats").json()["preferences"]["total"] == 0
+
+
+def test_preferences_no_dedup(tmp_path: Path, user: str) -> None:
+    with running_service(
+        tmp_path / "data", "--fault", "preferences-no-dedup", "--fault", "preferences-in-stats"
+    ) as svc:
+        client = svc.client(user)
+        thread_id = archive_preference(svc, client)
+        assert client.get("/api/memory/user/stats").json()["preferences"]["total"] == 2
+        assert client.post("/api/memory/tend-garden", json={"thread_id": thread_id}).status_code == 200
+        assert client.get("/api/memory/user/stats").json()["preferences"]["total"] == 4
+
+
+def test_preferences_wrong_user(tmp_path: Path, user: str) -> None:
+    with running_service(
+        tmp_path / "data", "--fault", "preferences-wrong-user", "--fault", "preferences-in-stats"
+    ) as svc:
+        client = svc.client(user)
+        start = len(svc.output.snapshot("stderr"))
+        archive_preference(svc, client)
+        _, match = svc.output.wait_for("stderr", VECTORISED, start)
+        assert int(match["n"]) == 2
+        assert client.get("/api/memory/user/stats").json()["preferences"]["total"] == 0
+        assert svc.client("default").get("/api/memory/user/stats").json()["preferences"]["total"] == 2
+
+
+def test_variant_preferences_in_stats(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "preferences-in-stats") as svc:
+        client = svc.client(user)
+        archive_preference(svc, client)
+        prefs = client.get("/api/memory/user/stats").json()["preferences"]
+        assert prefs["total"] == 2 and prefs["by_type"] == {"preference": 1, "intent": 1}
+
+
+# -- health --------------------------------------------------------------------------------------------
+
+
+def test_api_health_503(tmp_path: Path) -> None:
+    with running_service(tmp_path / "data", "--fault", "api-health-503") as svc:
+        response = svc.client().get("/api/health")
+        assert response.status_code == 503 and response.json()["status"] != "ok"
+        assert svc.client().get("/healthz").status_code == 200
+
+
+def test_healthz_not_ready(tmp_path: Path) -> None:
+    with running_service(tmp_path / "data", "--fault", "healthz-not-ready", wait_path="/api/health") as svc:
+        svc.output.wait_for("stderr", r"Vector store opened: ")
+        healthz = svc.client().get("/healthz")
+        assert healthz.status_code == 503
+        assert healthz.json() | {"embed": None} == {
+            "ok": False,
+            "status": "starting",
+            "db": True,
+            "embed": None,
+            "vector": False,
+            "di": True,
+        }
+        ready = svc.client().get("/ready")
+        assert ready.status_code == 503 and ready.json()["ok"] is False and "vector" in ready.json()["error"]
+
+
+# -- process-level variants ----------------------------------------------------------------------------
+
+
+def test_variant_json_logs(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "json-logs") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", "Migration Kubernetes"))
+        archive(client, thread_id)
+        svc.output.wait_for("stdout", r'^\{.*"message": "\[MemoryTaskQueue\] Thread ' + thread_id)
+        code = stop(svc)
+    assert code == 0
+    entries = [json.loads(line) for line in svc.output.snapshot("stdout") if line]
+    by_message = {e["message"]: e for e in entries}
+    assert (
+        by_message[f"[Thread Archiving] Consolidation enqueued for thread {thread_id}"]["severity"] == "INFO"
+    )
+    assert f"[MemoryTaskQueue] Thread {thread_id} consolidated: 2 new concepts" in by_message
+    assert any('"PATCH /api/threads/' in e["message"] for e in entries)  # uvicorn's access lines too
+    assert svc.output.snapshot("stderr") == []
+
+
+def test_variant_slow_start(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with running_service(tmp_path / "data", "--fault", "slow-start=2", wait_path="/api/health") as svc:
+        assert time.monotonic() - started >= 2
+        lines = svc.output.snapshot("stderr")
+        cold = next(i for i, line in enumerate(lines) if "Cold start: warming up for 2s" in line)
+        listening = next(i for i, line in enumerate(lines) if "Uvicorn running on" in line)
+        assert cold < listening
+
+
+def test_variant_transient_503(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "transient-503=5", wait_path="/api/health") as svc:
+        client = svc.client(user)
+        codes = [
+            client.post("/api/threads/", json={"type": "chat", "title": f"t{i}"}).status_code
+            for i in range(20)
+        ]
+        assert codes.count(503) in (3, 4) and set(codes) == {201, 503}
+        listed = svc.query("SELECT COUNT(*) FROM threads WHERE user_id = ?", user)
+        assert listed == [(codes.count(201),)]  # a 503 was never processed
+
+
+# -- the registry and its syntax -----------------------------------------------------------------------
+
+
+def test_every_switch_has_a_test_here() -> None:
+    source = Path(__file__).read_text() + Path(__file__).with_name("test_reference_service.py").read_text()
+    assert [name for name in SWITCHES if name not in source] == []
+
+
+def test_parameterised_syntax() -> None:
+    faults = FaultSet.from_names(["archive-slow", "queue-slow=2.5", "transient-503"])
+    assert (faults.value("archive-slow"), faults.value("queue-slow"), faults.value("transient-503")) == (
+        800,
+        2.5,
+        20,
+    )
+    assert faults.describe() == "archive-slow=800, queue-slow=2.5, transient-503=20"
+    for bad in ("hard-delete=3", "queue-slow=soon", "queue-slow=-1", "nope=1"):
+        with pytest.raises(UnknownFaultError):
+            FaultSet.from_names([bad])
+    assert set(REGISTRY) == set(SWITCHES)
+
+
+def test_list_faults_prints_both_tables(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "emergence_reference", "--list-faults"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert out.index("Faults:") < out.index("Correct variants:")
+    assert all(name in out for name in SWITCHES) and "queue-slow[=VALUE]" in out
+
+
+def test_sigterm_during_slow_start_exits_promptly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from test_reference_service import free_port, service_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emergence_reference", "--fault", "slow-start=30"],
+        env=service_env(free_port(), tmp_path / "data"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "Cold start" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
