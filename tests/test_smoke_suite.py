@@ -163,3 +163,13 @@ def test_k_starts_only_the_scenarios_the_selected_checks_use(tmp_path: Path) -> 
     patterns = {e["pattern"] for e in run.verdict["logs"]["expectations"]}
     assert patterns == {"batch.completed"}, f"scenarios other than the batch started: {patterns} {subjects}"
     assert run.verdict["run"]["threads_created"] == 1
+
+
+@pytest.mark.slow
+def test_a_404_across_instances_is_explained_from_the_request_logs(tmp_path: Path) -> None:
+    """Two instances, each with its own SQLite: the thread created on one is unknown to the other."""
+    run = run_smoke(tmp_path, "--env", "local", "-k", "tenant", env={"SMOKE_LOCAL_INSTANCES": "2"})
+    assert run.outcomes["test_security.py::test_tenant_isolation"] == "failure", run.output
+    assert "cloudrun-smoke: per-instance state" in run.output
+    assert "requests reached 2 different instances" in run.output
+    assert "/api/threads/ → 201 on instance " in run.output and "→ 404 on instance " in run.output

@@ -10,6 +10,7 @@ create a duplicate.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 WRITE_RETRY_STATUSES = frozenset({429, 503})
 RUN_ID_HEADER = "X-Smoke-Run-Id"
+TRACE_HEADER = "X-Cloud-Trace-Context"
 USER_AGENT = f"cloudrun-smoke/{__version__}"
 
 
@@ -34,6 +36,7 @@ class Timing:
     status: int | None
     seconds: float
     attempts: int
+    trace: str = ""  # the Cloud Trace id sent: request logs of Cloud Run carry it (and the instance)
 
 
 class ServiceResponseError(AssertionError):
@@ -103,18 +106,22 @@ class ServiceClient:
         started = time.perf_counter()
         attempts = 0
         response: httpx.Response | None = None
+        trace = secrets.token_hex(16)
+        headers = {TRACE_HEADER: f"{trace}/{secrets.randbits(63) or 1};o=1"}
         try:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    response = self._client.request(method, path, json=json_body, params=params)
+                    response = self._client.request(
+                        method, path, json=json_body, params=params, headers=headers
+                    )
                     if response.status_code in retry_statuses:
                         raise _Transient(response)
         except _Transient as e:
             response = e.response
         finally:
             status = response.status_code if response is not None else None
-            self.timings.append(Timing(method, path, status, time.perf_counter() - started, attempts))
+            self.timings.append(Timing(method, path, status, time.perf_counter() - started, attempts, trace))
         assert response is not None
         return response
 

@@ -201,9 +201,11 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
             stack = exit_stack.enter_context(stack_for(env))
         except (SmokeError, RuntimeError, OSError) as e:
             _fail(SmokeError(f"the local stack did not start: {e}"))
-        yield env.with_overrides(
+        effective = env.with_overrides(
             run_api_endpoint=stack.run_api_endpoint, logging_api_endpoint=stack.logging_api_endpoint
         )
+        request.config.stash[ENV_KEY] = effective  # diagnostics read the stack's endpoints too
+        yield effective
 
 
 @pytest.fixture(scope="session")
@@ -390,14 +392,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     config = item.config
     run, client = config.stash.get(RUN_KEY, None), config.stash.get(LOGGING_CLIENT_KEY, None)
-    if run is None or client is None or ENV_KEY not in config.stash:
+    if run is None or ENV_KEY not in config.stash:
         return
+    if client is None:
+        try:
+            client = logging_client(config.stash[ENV_KEY], credentials_for(config.stash[ENV_KEY]))
+        except SmokeError:
+            return
     from cloudrun_smoke.instances import diagnose_404
 
     message = str(call.excinfo.value)
+    created_by = {t: trace for user in run.users for t, trace in user.created_by.items()}
     for thread_id in run.thread_ids:
         if thread_id in message:
-            text = diagnose_404(client, config.stash[ENV_KEY], thread_id)
+            text = diagnose_404(client, config.stash[ENV_KEY], thread_id, created_by.get(thread_id, ""))
             if text:
                 report.sections.append(("cloudrun-smoke: per-instance state", text))
             return

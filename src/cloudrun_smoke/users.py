@@ -22,11 +22,13 @@ class SmokeUser:
     client: ServiceClient
     per_run: bool  # the user exists only for this run: its whole memory may be cleared at the end
     threads: list[str] = field(default_factory=list)
+    created_by: dict[str, str] = field(default_factory=dict)  # thread id -> trace of the creating request
 
     def new_thread(self, title: str, *messages: str) -> str:
         """Create a thread (recorded for cleanup at once) and post the messages as the user."""
         thread_id = str(contract.create_thread(self.client, title)["id"])
         self.threads.append(thread_id)
+        self.created_by[thread_id] = self.client.timings[-1].trace
         for message in messages:
             contract.add_message(self.client, thread_id, message)
         return thread_id
