@@ -27,6 +27,13 @@ MESSAGE = f"Je préfère utiliser {TOPIC} pour le déploiement des services cont
 PREFERENCE = "I prefer dark mode and I want concise answers in French."
 
 
+def conversation(topic_sentence: str = MESSAGE) -> str:
+    """The run's message with a word of its own: under a fixed identity (login, bearer) every thread of
+    every run belongs to one user, and only a concept the user never had counts as new."""
+    word = "".join(secrets.choice("bcdfghjklmnpqrstvwxz") for _ in range(10))
+    return f"{topic_sentence} Projet {word.capitalize()}."
+
+
 def _archive_with_timing(user: SmokeUser, thread_id: str) -> tuple[dict[str, Any], Timing]:
     thread = contract.archive_thread(user.client, thread_id)
     return thread, user.client.timings[-1]
@@ -58,7 +65,7 @@ def archived_thread(
     smoke_logs: LogWatcher,
 ) -> ArchivedThread:
     user = smoke_users("archive")
-    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} archive", MESSAGE)
+    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} archive", conversation())
     started = utcnow()
     archived, _ = _archive_with_timing(user, thread_id)
     where = {"thread_id": thread_id}
@@ -95,7 +102,7 @@ def batch_run(
     smoke_logs: LogWatcher,
 ) -> BatchRun:
     user = smoke_users("batch")
-    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} batch", MESSAGE)
+    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} batch", conversation())
     contract.archive_thread(user.client, thread_id)
     started = utcnow()
     # force re-consolidates every archived thread of the user: only for a user that exists for this run.
@@ -198,7 +205,7 @@ def archive_samples(
 ) -> ArchiveSamples:
     user = smoke_users("slo")
     threads = [
-        user.new_thread(f"cloudrun-smoke {smoke_run.run_id} slo {i}", f"{MESSAGE} ({secrets.token_hex(3)})")
+        user.new_thread(f"cloudrun-smoke {smoke_run.run_id} slo {i}", conversation())
         for i in range(smoke_env.slo.archive_samples)
     ]
     started = utcnow()

@@ -1,0 +1,71 @@
+"""Auth modes end to end on the local stack, and secrets that must appear nowhere.
+
+`login` signs in through the service's own `POST /api/auth/login` with credentials from the
+environment; the service forbids the dev bypass there, which the security check verifies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smoke_runs import ROOT, run_smoke
+
+EMAIL = "smoke@example.com"
+PASSWORD = "pw-Zq8-never-printed-7731"
+
+
+def login_config(tmp_path: Path) -> Path:
+    """The shipped local environment, switched to the app's own login, with the bypass forbidden."""
+    text = (ROOT / "smoke.toml").read_text()
+    text = text.replace('auth = "dev-bypass"\nsmoke_user_prefix', 'auth = "login"\nsmoke_user_prefix', 1)
+    text = text.replace("[env.local.checks]\n", "[env.local.checks]\ndev_bypass_rejected = true\n", 1)
+    text = text.replace(
+        "[env.local.stack.env]\n",
+        f'[env.local.stack.env]\nAUTH_DEV_BYPASS = "0"\nAUTH_ALLOWLIST = "{EMAIL}:{PASSWORD}"\n',
+        1,
+    )
+    assert text.count('auth = "login"') == 1 and "AUTH_ALLOWLIST" in text
+    path = tmp_path / "smoke.toml"
+    path.write_text(text)
+    return path
+
+
+CREDENTIALS = {"SMOKE_LOGIN_EMAIL": EMAIL, "SMOKE_LOGIN_PASSWORD": PASSWORD}
+
+
+@pytest.mark.slow
+def test_login_mode_runs_the_suite_and_no_secret_appears(tmp_path: Path) -> None:
+    config = login_config(tmp_path)
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", env=CREDENTIALS)
+    assert run.returncode == 0, run.output
+    assert run.outcomes["test_security.py::test_dev_bypass_is_refused"] == "passed"
+    assert (
+        run.outcomes["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"]
+        == "passed"
+    )
+    assert "cannot act as two users" in run.messages["test_security.py::test_tenant_isolation"]
+    written = [run.output] + [p.read_text() for p in tmp_path.iterdir() if p.suffix in (".xml", ".json")]
+    for text in written:
+        assert PASSWORD not in text
+        assert "eyJ" not in text, "a JWT (or part of one) was printed"
+
+
+@pytest.mark.slow
+def test_the_bypass_accepted_where_it_is_forbidden_fails_the_security_check(tmp_path: Path) -> None:
+    config = login_config(tmp_path)
+    env = {**CREDENTIALS, "SMOKE_LOCAL_FAULTS": "dev-bypass-accepted"}
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "bypass", env=env)
+    assert run.returncode == 1, run.output
+    message = run.messages["test_security.py::test_dev_bypass_is_refused"]
+    assert "x-dev-bypass: 1 and x-user-id but no token must be refused" in message
+    assert "→ 200" in message
+
+
+@pytest.mark.slow
+def test_login_without_credentials_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={login_config(tmp_path)}", "-k", "health")
+    assert run.returncode == 4, run.output
+    assert "needs the smoke account's e-mail in $SMOKE_LOGIN_EMAIL" in run.output
+    assert "Traceback" not in run.output
