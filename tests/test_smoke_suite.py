@@ -173,3 +173,40 @@ def test_a_404_across_instances_is_explained_from_the_request_logs(tmp_path: Pat
     assert "cloudrun-smoke: per-instance state" in run.output
     assert "requests reached 2 different instances" in run.output
     assert "/api/threads/ → 201 on instance " in run.output and "→ 404 on instance " in run.output
+
+
+def known_failure_config(tmp_path: Path) -> Path:
+    text = (ROOT / "smoke.toml").read_text()
+    text = text.replace(
+        "[env.local.stack]\n",
+        '[env.local.known_failures]\ntest_tenant_isolation = { reason = "search not scoped", link = "https://example/1" }\n\n'
+        "[env.local.stack]\n",
+        1,
+    )
+    path = tmp_path / "smoke.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("faults", "reported"), [("search-leaks", "known-failure"), ("", "known-failure-passed")]
+)
+def test_a_known_failure_is_reported_as_such_and_when_it_starts_passing(
+    tmp_path: Path, faults: str, reported: str
+) -> None:
+    config = known_failure_config(tmp_path)
+    run = run_smoke(
+        tmp_path,
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "-k",
+        "tenant",
+        env={"SMOKE_LOCAL_FAULTS": faults},
+    )
+    assert run.returncode == 0, run.output
+    (check,) = [c for c in run.verdict["checks"] if c["nodeid"].endswith("test_tenant_isolation")]
+    assert check["outcome"] == reported, check
+    assert ("XFAIL" if faults else "XPASS") in run.output
+    assert "known issue: search not scoped (https://example/1)" in run.output + check["message"]
