@@ -102,8 +102,12 @@ def batch_run(
     smoke_logs: LogWatcher,
 ) -> BatchRun:
     user = smoke_users("batch")
-    thread_id = user.new_thread(f"cloudrun-smoke {smoke_run.run_id} batch", conversation())
+    # Two archived threads, so that limit=1 has something to leave out.
+    thread_id, second_id = (
+        user.new_thread(f"cloudrun-smoke {smoke_run.run_id} batch {i}", conversation()) for i in (1, 2)
+    )
     contract.archive_thread(user.client, thread_id)
+    contract.archive_thread(user.client, second_id)
     started = utcnow()
     # force re-consolidates every archived thread of the user: only for a user that exists for this run.
     forced = smoke_env.user_is_chosen_by_suite

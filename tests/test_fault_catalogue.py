@@ -22,6 +22,9 @@ RESOURCES = DEPLOYMENT + "test_resources_are_as_configured"
 ENV_VARS = DEPLOYMENT + "test_required_env_vars_are_set"
 HEALTH = "test_health.py::test_health_endpoint_answers_as_configured"
 ARCHIVING = "test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"
+READY_CHECK = "test_health.py::test_service_is_ready"
+BATCH = "test_batch_consolidation.py::"
+PREFS = "test_preferences.py::"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,98 @@ CATALOGUE = [
         ("memory is '512Mi', expected '2Gi'",),
         (READY, TRAFFIC, IMAGE, ENV_VARS),
     ),
+    # -- the reference service's faults ------------------------------------------------------------
+    Row(
+        "enqueue-fails",
+        "archive_enqueues or health",
+        ARCHIVING,
+        ("failure line 'archive.enqueue_failed' appeared", "Failed to enqueue consolidation"),
+        (HEALTH,),
+    ),
+    Row(
+        "consolidation-hangs",
+        "archive_enqueues or health",
+        ARCHIVING,
+        ("expected log line 'queue.consolidated'", "not seen after waiting 6.0 s"),
+        (HEALTH,),
+        ("--log-deadline", "6"),
+    ),
+    Row(
+        "llm-unreachable",
+        "archive_enqueues or health",
+        ARCHIVING,
+        ("failure line 'consolidation.error' appeared", "Erreur consolidation thread"),
+        (HEALTH,),
+    ),
+    Row(
+        "batch-missing-field",
+        "batch",
+        BATCH + "test_batch_answers_success_with_counts_that_add_up",
+        ("missing field 'skipped_count'",),
+    ),
+    Row(
+        "batch-counts-off",
+        "batch",
+        BATCH + "test_batch_answers_success_with_counts_that_add_up",
+        ("but total_archived =",),
+        (BATCH + "test_batch_honours_limit",),
+    ),
+    Row(
+        "batch-ignores-limit",
+        "batch",
+        BATCH + "test_batch_honours_limit",
+        ("limit=1 but the batch processed",),
+        (BATCH + "test_batch_consolidates_the_runs_archived_thread",),
+    ),
+    Row(
+        "batch-reconsolidates",
+        "batch",
+        BATCH + "test_second_batch_without_force_skips_what_the_first_consolidated",
+        ("the second call (no force) consolidated",),
+        (BATCH + "test_batch_consolidates_the_runs_archived_thread",),
+    ),
+    Row(
+        "tend-garden-500", "tend_garden or health", PREFS + "test_tend_garden_answers", ("→ 500",), (HEALTH,)
+    ),
+    Row(
+        "preferences-not-persisted",
+        "persisted",
+        PREFS + "test_preferences_are_persisted",
+        ("expected log line 'preferences.saved'", "not seen after waiting 6.0 s"),
+        (),
+        ("--log-deadline", "6"),
+    ),
+    Row(
+        "preferences-upsert-fails",
+        "persisted",
+        PREFS + "test_preferences_are_persisted",
+        ("failure line 'preferences.failed' appeared", "Vectorisation préférences impossible"),
+    ),
+    Row(
+        "search-leaks",
+        "tenant or health",
+        "test_security.py::test_tenant_isolation",
+        ("the search is not scoped to the caller",),
+        (HEALTH,),
+    ),
+    Row(
+        "archive-slow",
+        "slo",
+        "test_slo.py::test_archive_latency_p50",
+        ("archive latency P50", "threshold 200 ms"),
+    ),
+    Row(
+        "queue-slow=6", "queue_time", "test_slo.py::test_queue_time_p95", ("queue time P95", "threshold 5 s")
+    ),
+    Row("api-health-503", "health", HEALTH, ("→ 503",), (READY_CHECK,)),
+    Row(
+        "healthz-not-ready",
+        "health",
+        READY_CHECK,
+        ("GET /healthz to answer 200",),
+        (HEALTH,),
+        ("--log-deadline", "4"),
+    ),
     Row(
         "stack:slow-ingestion",
         "archive_enqueues or health",
@@ -95,7 +190,7 @@ def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
     assert run.returncode == 1, out
     outcomes = run.outcomes
     outcome, message = outcomes[row.failing], run.messages.get(row.failing, "")
-    assert outcome == "failure", f"{row.failing} did not fail under {row.fault}:\n{out}"
+    assert outcome in ("failure", "error"), f"{row.failing} did not fail under {row.fault}:\n{out}"
     for part in row.message:
         assert part in message, f"{row.failing}'s message lacks {part!r}:\n{message}"
     for check in row.passing:

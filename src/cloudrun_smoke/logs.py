@@ -307,6 +307,16 @@ class LogWatcher:
             elif now >= item.deadline:
                 item.resolved_at = now
             return
+        # A failure line naming the same subject wins even when the awaited line came too: the public
+        # service logs "consolidated: 0 new concepts" after a failed consolidation.
+        for failure in item.failures:
+            named = self._find(failure, item.where, item.since) if item.where else []
+            if named and all(k in named[0].fields for k in item.where):
+                item.error = self._explain_failure(
+                    item.pattern, item.where, named[0], now - item.registered_at
+                )
+                item.resolved_at = now
+                return
         found = self._find(item.pattern, item.where, item.since)
         if item.accept is not None:
             found = [m for m in found if item.accept(m)]
