@@ -198,3 +198,50 @@ def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
             f"{check} should pass under {row.fault}: {run.messages.get(check)}"
         )
     assert "Traceback" not in out
+
+
+# -- specificity: behaviours the contract allows pass everything -------------------------------------
+VARIANTS = ["archived-bool", "hard-delete", "json-logs", "slow-start", "transient-503"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_correct_variant_passes_every_check(variant: str, tmp_path: Path) -> None:
+    run = run_smoke(tmp_path, "-q", "--env", "local", env={"SMOKE_LOCAL_FAULTS": variant})
+    failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v in ("failure", "error")}
+    assert run.returncode == 0 and not failed, f"{variant} is allowed by the contract: {failed}\n{run.output}"
+
+
+def stats_config(tmp_path: Path) -> Path:
+    from smoke_runs import ROOT
+
+    text = (
+        (ROOT / "smoke.toml")
+        .read_text()
+        .replace("preferences_in_stats = false", "preferences_in_stats = true", 1)
+    )
+    path = tmp_path / "smoke.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("faults", "outcome"),
+    [("preferences-in-stats", "passed"), ("preferences-in-stats,preferences-no-dedup", "failure")],
+)
+def test_duplicated_preferences_fail_where_stats_show_them(faults: str, outcome: str, tmp_path: Path) -> None:
+    run = run_smoke(
+        tmp_path,
+        "-q",
+        "--env",
+        "local",
+        f"--smoke-config={stats_config(tmp_path)}",
+        "-k",
+        "preferences",
+        env={"SMOKE_LOCAL_FAULTS": faults},
+    )
+    check = "test_preferences.py::test_preferences_are_visible_and_not_duplicated"
+    assert run.outcomes[check] == outcome, run.output
+    if outcome == "failure":
+        assert "de-duplication (same user + same text -> one document) does not hold" in run.messages[check]
