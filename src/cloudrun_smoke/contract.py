@@ -125,32 +125,30 @@ def tend_garden(service: ServiceClient, body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def user_stats(service: ServiceClient) -> dict[str, Any]:
-    path = "/api/memory/user/stats"
-    body = expect_json(service.get(path), 200, f"memory stats (GET {path})")
-    problems = schema_problems(body, {"preferences": dict, "concepts": dict})
+def _get_checked(
+    service: ServiceClient, path: str, fields: dict[str, type | tuple[type, ...]], what: str, **params: Any
+) -> dict[str, Any]:
+    """GET a JSON object whose named fields must be there with the right types."""
+    body = expect_json(service.get(path, params=params or None), 200, f"{what} (GET {path})")
+    problems = schema_problems(body, fields)
     if problems:
-        raise ServiceResponseError(f"GET {path}: {'; '.join(problems)}\n  body: {body!r}")
+        raise ServiceResponseError(f"GET {path} {params or ''}: {'; '.join(problems)}\n  body: {body!r}")
     return dict(body)
 
 
-def search_messages(service: ServiceClient, query: str) -> list[dict[str, Any]]:
-    path = "/api/memory/search"
-    body = expect_json(
-        service.get(path, params={"q": query, "limit": 50}), 200, f"message search (GET {path})"
+def user_stats(service: ServiceClient) -> dict[str, Any]:
+    return _get_checked(
+        service, "/api/memory/user/stats", {"preferences": dict, "concepts": dict}, "memory stats"
     )
-    problems = schema_problems(body, {"results": list})
-    if problems:
-        raise ServiceResponseError(f"GET {path}?q={query}: {'; '.join(problems)}\n  body: {body!r}")
+
+
+def search_messages(service: ServiceClient, query: str) -> list[dict[str, Any]]:
+    body = _get_checked(service, "/api/memory/search", {"results": list}, "message search", q=query, limit=50)
     return list(body["results"])
 
 
 def search_concepts(service: ServiceClient, query: str) -> list[dict[str, Any]]:
-    path = "/api/memory/concepts/search"
-    body = expect_json(
-        service.get(path, params={"q": query, "limit": 20}), 200, f"concept search (GET {path})"
+    body = _get_checked(
+        service, "/api/memory/concepts/search", {"results": list}, "concept search", q=query, limit=20
     )
-    problems = schema_problems(body, {"results": list})
-    if problems:
-        raise ServiceResponseError(f"GET {path}?q={query}: {'; '.join(problems)}\n  body: {body!r}")
     return list(body["results"])

@@ -79,29 +79,38 @@ def line_severity(severity: str, text: str) -> str:
 
 
 @dataclass
-class Expectation:
+class _Wait:
+    """What every wait on the logs has: a pattern for a subject, a window, a resolution."""
+
+    pattern: LogPattern
+    where: Mapping[str, str]
+    since: datetime | None
+    registered_at: float  # watcher clock
+    deadline: float
+    _watcher: LogWatcher
+    match: LogMatch | None = field(default=None, init=False)
+    resolved_at: float | None = field(default=None, init=False)
+
+    @property
+    def done(self) -> bool:
+        return self.resolved_at is not None
+
+    def about(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.where.items()) or "any"
+
+
+@dataclass
+class Expectation(_Wait):
     """A line the run waits for. Registered at once, resolved by the poller: many overlap in time.
 
     ``result()`` blocks until the line came, a failure line came, or the deadline passed; the waiting
     happened meanwhile, so a test that asks late pays nothing for it.
     """
 
-    pattern: LogPattern
-    where: Mapping[str, str]
-    since: datetime | None
-    failures: tuple[LogPattern, ...]
-    timeout: float
-    registered_at: float  # watcher clock
-    deadline: float
-    _watcher: LogWatcher
+    failures: tuple[LogPattern, ...] = ()
+    timeout: float = 0.0
     accept: Callable[[LogMatch], bool] | None = None  # e.g. attribution by time to another wait's window
-    match: LogMatch | None = None
-    error: str = ""
-    resolved_at: float | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.resolved_at is not None
+    error: str = field(default="", init=False)
 
     def result(self) -> LogMatch:
         self._watcher._wait_for(self)
@@ -114,30 +123,17 @@ class Expectation:
 
 
 @dataclass
-class Absence:
+class Absence(_Wait):
     """A line that must NOT appear within a window (e.g. a second enqueue after archiving twice)."""
 
-    pattern: LogPattern
-    where: Mapping[str, str]
-    since: datetime | None
-    registered_at: float
-    deadline: float
-    _watcher: LogWatcher
     allowed: int = 0  # lines that may match (e.g. 1: the first enqueue, but no second one)
-    match: LogMatch | None = None
-    resolved_at: float | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.resolved_at is not None
 
     def result(self) -> None:
         self._watcher._wait_for(self)
         if self.match is not None:
-            about = ", ".join(f"{k}={v}" for k, v in self.where.items()) or "any"
             limit = "must not appear" if not self.allowed else f"must appear at most {self.allowed} time(s)"
             raise LogExpectationFailed(
-                f"log line {self.pattern.name!r} ({self.pattern.description}) for {about} {limit}, "
+                f"log line {self.pattern.name!r} ({self.pattern.description}) for {self.about()} {limit}, "
                 f"but it did:\n    {self.match.line.short()}\n"
                 + self._watcher._context(self.pattern, self.where)
             )
@@ -222,12 +218,12 @@ class LogWatcher:
             self.pattern(name),
             dict(where or {}),
             since,
-            tuple(self.pattern(f) for f in failure_names),
-            timeout,
             now,
             now + timeout,
             self,
-            accept,
+            failures=tuple(self.pattern(f) for f in failure_names),
+            timeout=timeout,
+            accept=accept,
         )
         with self._cond:
             self.expectations.append(expectation)
@@ -260,7 +256,9 @@ class LogWatcher:
     ) -> Absence:
         """Start watching that no more than ``allowed`` lines of ``name`` for ``where`` appear for ``window`` s."""
         now = self._clock()
-        absence = Absence(self.pattern(name), dict(where or {}), since, now, now + window, self, allowed)
+        absence = Absence(
+            self.pattern(name), dict(where or {}), since, now, now + window, self, allowed=allowed
+        )
         with self._cond:
             self._pending.append(absence)
             self._cond.notify_all()
