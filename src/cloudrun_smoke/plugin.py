@@ -43,6 +43,9 @@ SCENARIOS_KEY = pytest.StashKey[list[str]]()
 RESULTS_KEY = pytest.StashKey[dict[str, CheckResult]]()
 FIGURES_KEY = pytest.StashKey[Figures]()
 LOGGING_CLIENT_KEY = pytest.StashKey[Any]()
+CONFIG_PATH_KEY = pytest.StashKey[Path]()
+STACK_OWNED_KEY = pytest.StashKey[bool]()
+ROLLBACK_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,6 +104,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="call this URL instead of the one the Admin API gives (discovery still runs)",
     )
     group.addoption(
+        "--rollback-on-failure",
+        dest="smoke_rollback_on_failure",
+        action="store_true",
+        default=False,
+        help="when checks fail, run them again once; if a failure persists, move 100%% of traffic back",
+    )
+    group.addoption(
         "--smoke-report",
         dest="smoke_report",
         default=None,
@@ -126,6 +136,7 @@ def _resolve_environment(config: pytest.Config) -> Environment:
     raw_path = config.getoption("smoke_config") or os.environ.get("SMOKE_CONFIG")
     path = Path(raw_path) if raw_path else config.rootpath / "smoke.toml"
     smoke_config = load_config(path)
+    config.stash[CONFIG_PATH_KEY] = path
     name = config.getoption("smoke_env") or os.environ.get(ENV_VAR)
     if not name:
         raise SmokeError(
@@ -196,6 +207,7 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
         return
     from cloudrun_smoke.local.stack import stack_for
 
+    request.config.stash[STACK_OWNED_KEY] = True
     with contextlib.ExitStack() as exit_stack:
         try:
             stack = exit_stack.enter_context(stack_for(env))
@@ -450,7 +462,32 @@ def _http_figures(run: SmokeRun) -> dict[str, Any]:
     }
 
 
+def _rollback_on_failure(config: pytest.Config) -> None:
+    from cloudrun_smoke.auto_rollback import decide
+
+    failed = [c.nodeid for c in config.stash[RESULTS_KEY].values() if c.outcome in ("failed", "error")]
+    target = config.stash.get(TARGET_KEY, None)
+    extra = []
+    if config.getoption("smoke_log_deadline"):
+        extra += ["--log-deadline", str(config.getoption("smoke_log_deadline"))]
+    config.stash[ROLLBACK_KEY] = decide(
+        config.stash[ENV_KEY],
+        config.stash[CONFIG_PATH_KEY],
+        failed,
+        config.rootpath,
+        candidate=bool(target and target.is_candidate),
+        stack_owned=config.stash.get(STACK_OWNED_KEY, False),
+        extra=extra,
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if (
+        session.config.getoption("smoke_rollback_on_failure", False)
+        and ENV_KEY in session.config.stash
+        and not hasattr(session.config, "workerinput")
+    ):
+        _rollback_on_failure(session.config)
     path = session.config.getoption("smoke_report", None)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if not (path or summary) or ENV_KEY not in session.config.stash:
@@ -513,6 +550,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         checks=sorted(results.values(), key=lambda c: c.nodeid),
         figures=config.stash[FIGURES_KEY],
         logs=logs,
+        rollback=config.stash.get(ROLLBACK_KEY, None),
         exit_status=int(exitstatus),
     )
     if path:
@@ -548,6 +586,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         )
     for figure in config.stash[FIGURES_KEY].items:
         lines.append(figure.describe())
+    if ROLLBACK_KEY in config.stash:
+        lines.append(config.stash[ROLLBACK_KEY])
     terminalreporter.write_sep("-", "cloudrun-smoke")
     for line in lines:
         terminalreporter.write_line(line)

@@ -80,6 +80,7 @@ def build_verdict(
     figures: Figures,
     logs: dict[str, Any] | None,
     exit_status: int,
+    rollback: str | None = None,
 ) -> dict[str, Any]:
     failed = [c for c in checks if c.outcome in ("failed", "error")]
     return {
@@ -93,6 +94,7 @@ def build_verdict(
         "checks": [asdict(c) for c in checks],
         "figures": [asdict(f) for f in figures.items],
         "logs": logs,
+        "rollback": rollback,
     }
 
 
