@@ -30,6 +30,7 @@ def main() -> int:
     args = parser.parse_args()
 
     runs: dict[str, dict[str, Any]] = {}
+    runs["on-call (-m oncall)"] = run_suite({}, "-m", "oncall")
     runs["D=0"] = run_suite({"SMOKE_INGESTION_DELAY": "0"})
     runs["D=5"] = run_suite({"SMOKE_INGESTION_DELAY": "5", "SMOKE_LOG_DEADLINE": "60"})
     if not args.quick:
