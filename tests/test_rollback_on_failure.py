@@ -12,7 +12,7 @@ import pytest
 
 from cloudrun_smoke.auto_rollback import decide
 from cloudrun_smoke.config import load_config
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack, stack_for
 from smoke_runs import ROOT, run_smoke
 
 REFERENCE = f"{sys.executable} -m emergence_reference"
@@ -22,9 +22,8 @@ HEALTH_CHECK = "smoke/test_health.py::test_health_endpoint_answers_as_configured
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
     """The shipped local environment's service, first healthy, then a new revision taking the traffic."""
-    with LocalStack(
-        LocalStackConfig(service_cmd=REFERENCE, ingestion_delay=0.2, ingestion_jitter=0.0)
-    ) as stack:
+    env = load_config(ROOT / "smoke.toml").environment("local", {"SMOKE_LOCAL_SERVICE_CMD": REFERENCE})
+    with stack_for(env) as stack:
         yield stack
 
 
@@ -65,3 +64,19 @@ def test_a_candidate_never_touches_the_traffic(tmp_path: Path) -> None:
     env = load_config(ROOT / "smoke.toml").environment("local", {})
     line = decide(env, ROOT / "smoke.toml", [HEALTH_CHECK], ROOT, candidate=True, stack_owned=False)
     assert "the candidate serves no traffic" in line
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_against_one_stack_both_pass(stack: LocalStack, tmp_path: Path) -> None:
+    """Per-run users keep concurrent runs apart: counts, cleanup and log attribution stay exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda d: run_smoke(d, "--env", "local", env=attach(stack)), dirs))
+    for run in runs:
+        failed = {k: run.messages.get(k) for k, v in run.outcomes.items() if v in ("failure", "error")}
+        assert run.returncode == 0 and not failed, failed
+    assert runs[0].verdict["run"]["run_id"] != runs[1].verdict["run"]["run_id"]
