@@ -107,3 +107,11 @@ def auth_headers(
     if env.auth == "id-token":
         return {"Authorization": f"Bearer {id_token(env, env.id_token_audience or base_url)}"}
     raise SmokeError(f"auth mode {env.auth!r} is not supported")
+
+
+def invoker_headers(env: Environment, base_url: str) -> dict[str, str]:
+    """Cloud Run IAM for a private service, beside the application's own auth: the ID token goes in
+    ``X-Serverless-Authorization`` so that ``Authorization`` stays the application's."""
+    if env.invoker != "id-token":
+        return {}
+    return {"X-Serverless-Authorization": f"Bearer {id_token(env, env.id_token_audience or base_url)}"}

@@ -76,6 +76,7 @@ class StackSettings:
     startup_timeout: float = 30.0
     read_quota_per_minute: int = 60
     instances: int = 1  # instances per revision, each its own process and data directory
+    iam: bool = False  # a private service: requests need an invoker's ID token (Cloud Run IAM)
     candidate_cmd: str = ""  # a second revision beside the serving one: no traffic, reachable by `tag`
     tag: str = ""
     faults: tuple[str, ...] = ()  # "stack:NAME" switches of the stack; other names go to EMERGENCE_FAULTS
@@ -106,6 +107,7 @@ class Environment:
     login_password_env: str = "SMOKE_LOGIN_PASSWORD"
     id_token_audience: str = ""
     impersonate_service_account: str = ""
+    invoker: str = ""  # "id-token": an ID token for Cloud Run IAM in X-Serverless-Authorization
     expect: DeploymentExpectations = field(default_factory=DeploymentExpectations)
     slo: SloThresholds = field(default_factory=SloThresholds)
     checks: CheckSettings = field(default_factory=CheckSettings)
@@ -132,6 +134,12 @@ class Environment:
 
 # -- the schema: key -> (parser, required) ------------------------------------------------------------
 Parser = Callable[[Any], Any]
+
+
+def _invoker(value: Any) -> str:
+    if value not in ("", "id-token"):
+        raise ValueError(f'expected "id-token" or "", got {value!r}')
+    return str(value)
 
 
 def _auth_mode(value: Any) -> str:
@@ -168,6 +176,7 @@ ENV_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "login_password_env": (_nonempty_string, False),
     "id_token_audience": (_string, False),
     "impersonate_service_account": (_string, False),
+    "invoker": (_invoker, False),
 }
 
 STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
@@ -184,6 +193,7 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "startup_timeout": (_positive_number, False),
     "read_quota_per_minute": (_positive_int, False),
     "instances": (_positive_int, False),
+    "iam": (_boolean, False),
     "candidate_cmd": (_string, False),
     "tag": (lambda v: _tag(v), False),
     "faults": (lambda v: _faults(v), False),

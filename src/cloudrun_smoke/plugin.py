@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke.auth import auth_headers
+from cloudrun_smoke.auth import auth_headers, invoker_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
 from cloudrun_smoke.errors import SmokeError
@@ -268,13 +268,19 @@ def smoke_users(
     if not smoke_target.url:
         _fail(SmokeError(f"service {smoke_env.service!r} has no URL yet (is it deployed?)"))
     by_name: dict[str, SmokeUser] = {}
+    invoker: dict[str, str] = {}
 
     def user(name: str = "") -> SmokeUser:
         key = name if smoke_env.user_is_chosen_by_suite else ""
         if key not in by_name:
             user_id = smoke_run.user_id + (f"-{key}" if key else "")
             try:
-                headers = auth_headers(smoke_env, user_id, smoke_run.session_id, base_url=smoke_target.url)
+                if not invoker:  # one ID token for the run: it is for the service, not for a user
+                    invoker.update(invoker_headers(smoke_env, smoke_target.url))
+                headers = {
+                    **auth_headers(smoke_env, user_id, smoke_run.session_id, base_url=smoke_target.url),
+                    **invoker,
+                }
             except SmokeError as e:
                 _fail(e)
             client = ServiceClient(

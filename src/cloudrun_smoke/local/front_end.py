@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cloudrun_smoke.local.iam import FORBIDDEN_BODY, InvokerCheck
 from cloudrun_smoke.local.log_router import REQUESTS_LOG, RevisionResource, log_name
 from cloudrun_smoke.local.logging_api import LoggingApi
 from cloudrun_smoke.local.run_model import RunState, Service
@@ -157,6 +158,7 @@ class FrontEnd:
         self._logging = logging
         self._split = TrafficSplit()
         self._round_robin: dict[str, itertools.count[int]] = {}
+        self.invoker_check: InvokerCheck | None = None  # set for a private service (IAM)
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
 
@@ -223,7 +225,10 @@ class FrontEnd:
         trace_id, sampled = _incoming_trace(handler)
         span = random.getrandbits(64) or 1
         revision, backend = self.choose(tag)
-        if revision is None:
+        refusal = self.invoker_check.refusal(handler.headers) if self.invoker_check else ""
+        if refusal:
+            answer = _Answer(403, [("Content-Type", "text/html; charset=UTF-8")], FORBIDDEN_BODY)
+        elif revision is None:
             answer = _Answer(404, [("Content-Type", "text/html; charset=UTF-8")], NOT_FOUND_BODY)
         elif backend is None:
             answer = _Answer(503, [("Content-Type", "text/html; charset=UTF-8")], UNAVAILABLE_BODY)

@@ -21,6 +21,7 @@ from types import TracebackType
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.front_end import Backend, FrontEnd
+from cloudrun_smoke.local.iam import InvokerCheck
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
@@ -55,6 +56,7 @@ class LocalStackConfig:
     slow_ingestion_delay: float = 120.0
     heavy_jitter: float = 8.0
     throttle_seconds: float = 10.0
+    require_invoker: bool = False  # a private service: the front end wants an ID token (Cloud Run IAM)
 
 
 class LocalStack:
@@ -109,6 +111,10 @@ class LocalStack:
             self.state.add(self.service)
             self._front_end = FrontEnd(self.state, self.service, self._backends_of, self.logging).start()
             self.service.uri = self._front_end.url
+            if self.config.require_invoker:
+                self._front_end.invoker_check = InvokerCheck(
+                    lambda: {self.service_url, *self.tag_urls.values()}
+                )
             self._deploy_configured()
         except BaseException:
             self.close()
@@ -389,5 +395,6 @@ def stack_for(env: Environment) -> LocalStack:
             candidate_cmd=settings.candidate_cmd,
             tag=settings.tag,
             faults=tuple(settings.faults),
+            require_invoker=settings.iam,
         )
     )
