@@ -69,3 +69,35 @@ def test_login_without_credentials_is_one_line_naming_the_variable(tmp_path: Pat
     assert run.returncode == 4, run.output
     assert "needs the smoke account's e-mail in $SMOKE_LOGIN_EMAIL" in run.output
     assert "Traceback" not in run.output
+
+
+@pytest.mark.slow
+def test_bearer_mode_takes_the_token_from_the_environment_and_never_prints_it(tmp_path: Path) -> None:
+    """The token a CI auth step would hand over: here signed with the reference service's dev key."""
+    import time as _time
+
+    from emergence_reference import jwt_hs256
+    from emergence_reference.config import DEFAULT_JWT_SECRET
+
+    now = int(_time.time())
+    token = jwt_hs256.encode(
+        {"sub": "smoke-bearer", "role": "user", "iat": now, "exp": now + 600}, DEFAULT_JWT_SECRET
+    )
+    config = login_config(tmp_path)
+    config.write_text(config.read_text().replace('auth = "login"', 'auth = "bearer"', 1))
+    run = run_smoke(
+        tmp_path,
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "-k",
+        "health or archive_enqueues or bypass",
+        env={"SMOKE_BEARER_TOKEN": token},
+    )
+    assert run.returncode == 0, run.output
+    assert (
+        run.outcomes["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"]
+        == "passed"
+    )
+    written = [run.output] + [p.read_text() for p in tmp_path.iterdir() if p.suffix in (".xml", ".json")]
+    assert not any(token in text or token.split(".")[2] in text for text in written)
