@@ -91,3 +91,9 @@ def processes_with_marker(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def everything_written(run: SuiteRun, folder: Path) -> list[str]:
+    """What a run left for people to read: its terminal output and the JUnit/JSON reports in ``folder``."""
+    reports = [p for p in folder.iterdir() if p.name.startswith(("junit-", "verdict-"))]
+    return [run.output] + [p.read_text() for p in reports]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smoke_runs import ROOT, run_smoke
+from smoke_runs import ROOT, everything_written, run_smoke
 
 EMAIL = "smoke@example.com"
 PASSWORD = "pw-Zq8-never-printed-7731"
@@ -46,7 +46,7 @@ def test_login_mode_runs_the_suite_and_no_secret_appears(tmp_path: Path) -> None
         == "passed"
     )
     assert "cannot act as two users" in run.messages["test_security.py::test_tenant_isolation"]
-    written = [run.output] + [p.read_text() for p in tmp_path.iterdir() if p.suffix in (".xml", ".json")]
+    written = everything_written(run, tmp_path)
     for text in written:
         assert PASSWORD not in text
         assert "eyJ" not in text, "a JWT (or part of one) was printed"
@@ -99,5 +99,5 @@ def test_bearer_mode_takes_the_token_from_the_environment_and_never_prints_it(tm
         run.outcomes["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"]
         == "passed"
     )
-    written = [run.output] + [p.read_text() for p in tmp_path.iterdir() if p.suffix in (".xml", ".json")]
+    written = everything_written(run, tmp_path)
     assert not any(token in text or token.split(".")[2] in text for text in written)

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from smoke_runs import ROOT, run_smoke
+from smoke_runs import ROOT, everything_written, run_smoke
 
 
 def _b64(data: dict) -> str:
@@ -129,9 +129,7 @@ def test_a_private_service_is_reached_with_an_id_token_from_a_key_file(
     assert run.returncode == 0, run.output
     assert len(TokenEndpoint.issued) == 1, "one ID token for the whole run"
     assert _claims(TokenEndpoint.issued[0])["aud"] == run.verdict["target"]["url"]
-    written = [run.output] + [
-        p.read_text() for p in tmp_path.iterdir() if p.suffix in (".xml", ".json") and p != key
-    ]
+    written = everything_written(run, tmp_path)
     assert not any(TokenEndpoint.issued[0] in text or "eyJ" in text for text in written)
 
 
