@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from processes import alive
+
 ROOT = Path(__file__).resolve().parents[1]
 MARKER_VAR = "CLOUDRUN_SMOKE_TEST_MARKER"
 
@@ -84,10 +86,8 @@ def processes_with_marker(marker: str) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                stat = (entry / "stat").read_text()
-                if stat.split(")")[-1].split()[0] != "Z":
-                    found.append(int(entry.name))
+            if marker.encode() in (entry / "environ").read_bytes() and alive(int(entry.name)):
+                found.append(int(entry.name))
         except OSError:
             continue
     return found

@@ -3,7 +3,6 @@ shipped to the Logging emulator, discovery through the real clients, and no proc
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.runner import RevisionStartError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
+from processes import alive
 
 TINY = f"{sys.executable} {Path(__file__).parent / 'services' / 'tiny_service.py'}"
 
@@ -35,16 +35,6 @@ def config(command: str = TINY, **overrides: object) -> LocalStackConfig:
     }
     settings.update(overrides)
     return LocalStackConfig(**settings)  # type: ignore[arg-type]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ through the Logging client, and no process left behind however it ends."""
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
@@ -19,19 +18,11 @@ from google.auth.credentials import AnonymousCredentials
 
 from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.waiting import wait_until
+from processes import alive
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = f"python {Path(__file__).parent / 'services' / 'tiny_service.py'}"
 CLI = [sys.executable, "-m", "cloudrun_smoke.cli"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 @dataclass
