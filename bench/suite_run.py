@@ -15,12 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cloudrun_smoke.report import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def nearest_rank(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))]
 
 
 def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
@@ -62,8 +59,8 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         "reads": logs.get("entries_list_calls"),
         "throttled": logs.get("throttled"),
         "max_reads_in_one_second": max(reads_per_second.values(), default=0),
-        "detection_median_s": round(nearest_rank(detection, 50), 3) if detection else None,
-        "detection_p95_s": round(nearest_rank(detection, 95), 3) if detection else None,
+        "detection_median_s": round(percentile(detection, 50), 3) if detection else None,
+        "detection_p95_s": round(percentile(detection, 95), 3) if detection else None,
         "http_retried": http.get("retried", 0),
         "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
         "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:],
