@@ -10,7 +10,7 @@ import pytest
 
 from cloudrun_smoke import contract
 from cloudrun_smoke.config import Environment
-from cloudrun_smoke.waiting import wait_until
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from runbook import PreferenceRun
 
 pytestmark = pytest.mark.writes
@@ -44,14 +44,28 @@ def test_preferences_are_visible_and_not_duplicated(
             "persisted preferences in /api/memory/user/stats (the public code reads another collection)"
         )
     run = preference_run
-    run.saved.result()
+    saved = run.saved.result()
     client = run.user.client
 
     def total() -> int | None:
         value = contract.user_stats(client)["preferences"].get("total")
         return value if isinstance(value, int) and value > 0 else None
 
-    before = wait_until(total, timeout=min(smoke_env.log_deadline, 15.0), what="preferences.total > 0")
+    timeout = min(smoke_env.log_deadline, 15.0)
+    try:
+        before: int | None = wait_until(total, timeout=timeout, what="preferences.total > 0")
+    except WaitTimeout:
+        before = None
+    if before is None:
+        last = contract.user_stats(client)["preferences"]
+        pytest.fail(
+            f"the service logged the preferences as saved ({saved.line.short()}) but "
+            f"GET /api/memory/user/stats for user {run.user.user_id} still shows preferences "
+            f"{last!r} after {timeout:.0f} s: they were saved under another user or to a collection "
+            "stats do not read (if this service never counts them there, set "
+            f"[env.{smoke_env.name}.checks] preferences_in_stats = false)",
+            pytrace=False,
+        )
     contract.tend_garden(client, {"thread_id": run.thread_id})  # saves the same preferences again
     after = contract.user_stats(client)["preferences"]["total"]
     assert after == before, (

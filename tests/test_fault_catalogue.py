@@ -202,10 +202,12 @@ def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
 
 # -- specificity: behaviours the contract allows pass everything -------------------------------------
 VARIANTS = ["archived-bool", "hard-delete", "json-logs", "slow-start", "transient-503"]
+# Cloud Logging misbehaving within what Google documents: the gate rides through, it does not fail.
+LOGGING_CONDITIONS = ["stack:logging-429", "stack:heavy-jitter", "stack:flaky-logging"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS + LOGGING_CONDITIONS)
 def test_a_correct_variant_passes_every_check(variant: str, tmp_path: Path) -> None:
     run = run_smoke(tmp_path, "-q", "--env", "local", env={"SMOKE_LOCAL_FAULTS": variant})
     failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v in ("failure", "error")}
@@ -227,21 +229,32 @@ def stats_config(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("faults", "outcome"),
-    [("preferences-in-stats", "passed"), ("preferences-in-stats,preferences-no-dedup", "failure")],
+    ("faults", "expected"),
+    [
+        ("preferences-in-stats", ""),
+        (
+            "preferences-in-stats,preferences-no-dedup",
+            "de-duplication (same user + same text -> one document) does not hold",
+        ),
+        # The persistence line names no user: only the caller's stats show whose preferences were saved.
+        ("preferences-in-stats,preferences-wrong-user", "they were saved under another user"),
+    ],
+    ids=["stats", "no-dedup", "wrong-user"],
 )
-def test_duplicated_preferences_fail_where_stats_show_them(faults: str, outcome: str, tmp_path: Path) -> None:
+def test_preference_faults_fail_where_stats_show_them(faults: str, expected: str, tmp_path: Path) -> None:
     run = run_smoke(
         tmp_path,
         "-q",
         "--env",
         "local",
         f"--smoke-config={stats_config(tmp_path)}",
+        "--log-deadline",
+        "8",
         "-k",
         "preferences",
         env={"SMOKE_LOCAL_FAULTS": faults},
     )
     check = "test_preferences.py::test_preferences_are_visible_and_not_duplicated"
-    assert run.outcomes[check] == outcome, run.output
-    if outcome == "failure":
-        assert "de-duplication (same user + same text -> one document) does not hold" in run.messages[check]
+    assert run.outcomes[check] == ("failure" if expected else "passed"), run.output
+    assert expected in run.messages.get(check, ""), run.messages.get(check)
+    assert "Traceback" not in run.output
