@@ -33,13 +33,16 @@ def login_config(tmp_path: Path) -> Path:
 
 
 CREDENTIALS = {"SMOKE_LOGIN_EMAIL": EMAIL, "SMOKE_LOGIN_PASSWORD": PASSWORD}
+# Every library's logging at DEBUG, printed live: what an engineer turns on when a run misbehaves.
+DEBUG_LOGS = ("-o", "log_cli=true", "--log-cli-level=DEBUG", "--log-level=DEBUG")
 
 
 @pytest.mark.slow
 def test_login_mode_runs_the_suite_and_no_secret_appears(tmp_path: Path) -> None:
     config = login_config(tmp_path)
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", env=CREDENTIALS)
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", *DEBUG_LOGS, env=CREDENTIALS)
     assert run.returncode == 0, run.output
+    assert "DEBUG" in run.output, "the run did not log at debug level"
     assert run.outcomes["test_security.py::test_dev_bypass_is_refused"] == "passed"
     assert (
         run.outcomes["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"]
@@ -92,9 +95,11 @@ def test_bearer_mode_takes_the_token_from_the_environment_and_never_prints_it(tm
         f"--smoke-config={config}",
         "-k",
         "health or archive_enqueues or bypass",
+        *DEBUG_LOGS,
         env={"SMOKE_BEARER_TOKEN": token},
     )
     assert run.returncode == 0, run.output
+    assert "DEBUG" in run.output, "the run did not log at debug level"
     assert (
         run.outcomes["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"]
         == "passed"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from cloudrun_smoke import redaction
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
 
@@ -22,6 +23,7 @@ def _secret(environ: Mapping[str, str], variable: str, what: str, env: Environme
             f"auth mode {env.auth!r} for environment {env.name!r} needs {what} in ${variable}: "
             f"export {variable}=... (e.g. from your CI's secret store)"
         )
+    redaction.register(value)
     return value
 
 
@@ -51,6 +53,7 @@ def login_token(env: Environment, base_url: str, environ: Mapping[str, str]) -> 
             f"login as ${env.login_email_env} at {base_url}/api/auth/login was refused "
             f"(HTTP {response.status_code}); check the account and ${env.login_password_env}"
         )
+    redaction.register(token)
     return token
 
 

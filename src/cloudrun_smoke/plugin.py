@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cloudrun_smoke import redaction
 from cloudrun_smoke.auth import auth_headers, invoker_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
@@ -127,6 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "oncall: the quick read-only subset that answers 'is production healthy?' (-m oncall)"
     )
     config.addinivalue_line("markers", "run_verdict: judges the whole run; runs after every other check")
+    redaction.install()  # before any library logs a header: --log-level=DEBUG must not print tokens
     config.stash[RESULTS_KEY] = {}
     config.stash[FIGURES_KEY] = Figures()
     config.pluginmanager.register(_ResultCollector(config.stash[RESULTS_KEY]), "cloudrun-smoke-results")
