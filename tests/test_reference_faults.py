@@ -439,3 +439,89 @@ def test_sigterm_during_slow_start_exits_promptly(tmp_path: Path) -> None:
             break
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+# -- faults a post-deploy window must catch ------------------------------------------------------------
+
+MIB = 1024 * 1024
+TASK_FAILED = r" ERROR \[[\w.]+\] Task consolidate_thread failed: invalid LLM response for thread {}: "
+TWO_GI = 2 * 1024 * MIB
+
+
+def test_consolidation_fails_some_fails_every_nth_task(tmp_path: Path, user: str) -> None:
+    from emergence_reference.tasks import EveryNth
+
+    assert FaultSet.from_names(["consolidation-fails-some"]).value("consolidation-fails-some") == 0.05
+    default = EveryNth(0.05)
+    assert [n for n in range(1, 61) if default.due()] == [20, 40, 60]
+    with running_service(tmp_path / "data", "--fault", "consolidation-fails-some=0.1") as svc:
+        start = len(svc.output.snapshot("stderr"))
+        threads: list[tuple[httpx.Client, str]] = []
+        for i in range(20):  # a user per thread: each consolidation brings its user new concepts
+            client = svc.client(f"{user}-{i}")
+            thread_id = create_thread(client)["id"]
+            add_messages(client, thread_id, ("user", "Migration Kubernetes du cluster"))
+            archive(client, thread_id)
+            threads.append((client, thread_id))
+        failed = {threads[9][1], threads[19][1]}
+        for _, thread_id in threads:
+            _, match = svc.output.wait_for("stderr", consolidated(thread_id), start)
+            assert (int(match["n"]) == 0) == (thread_id in failed), thread_id
+        for thread_id in failed:
+            svc.output.wait_for("stderr", TASK_FAILED.format(thread_id), start)
+        for client, thread_id in threads:
+            stamp_ = client.get(f"/api/threads/{thread_id}").json()["thread"]["consolidated_at"]
+            assert (stamp_ is None) == (thread_id in failed), thread_id
+    lines = svc.output.snapshot("stderr")[start:]
+    errors = [re.search(ERROR_CONSOLIDATION.format(r"(\w+)"), line) for line in lines]
+    assert {m[1] for m in errors if m} == failed and len([m for m in errors if m]) == 2
+    assert len([line for line in lines if "Task consolidate_thread failed: " in line]) == 2
+    for thread_id in failed:  # the gardener's error, then the queue's result line, then the task's failure
+        order = [
+            next(i for i, line in enumerate(lines) if re.search(pattern, line))
+            for pattern in (
+                ERROR_CONSOLIDATION.format(thread_id) + "invalid LLM response",
+                consolidated(thread_id),
+                TASK_FAILED.format(thread_id),
+            )
+        ]
+        assert order == sorted(order), order
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident set, as the kernel reports it."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB$", status, re.M)
+    assert match, status
+    return int(match[1]) * 1024
+
+
+def test_memory_creep_holds_resident_memory_past_80_percent_of_2gi(tmp_path: Path) -> None:
+    with running_service(tmp_path / "data", "--fault", "memory-creep", wait_path="/api/health") as svc:
+        base = rss_bytes(svc.proc.pid)  # at most one 50 MB chunk in already
+        svc.output.wait_for(
+            "stderr", r" INFO \[[\w.]+\] Memory ballast: growing to 1800 MB at about 200 MB/s"
+        )
+        latencies: list[float] = []
+        samples = [base]
+        deadline = time.monotonic() + 30
+
+        def health() -> None:
+            sent = time.perf_counter()
+            assert client.get("/api/health").status_code == 200
+            latencies.append(time.perf_counter() - sent)
+            samples.append(rss_bytes(svc.proc.pid))
+
+        with httpx.Client(base_url=svc.base_url, timeout=5, trust_env=False) as client:
+            while samples[-1] < base + 1750 * MIB:
+                assert time.monotonic() < deadline, f"RSS {samples[-1] / MIB:.0f} MiB after 30 s"
+                health()
+            held = len(samples)
+            watch_until = time.monotonic() + 1.0  # five chunks' time at 200 MB/s: it must grow no more
+            while time.monotonic() < watch_until:
+                health()
+    peak = max(samples)
+    assert samples[-1] >= 0.8 * TWO_GI and peak < base + 2000 * MIB, (base / MIB, peak / MIB)
+    assert max(samples[held:]) - samples[held - 1] < 60 * MIB, "the ballast grew past its size"
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 0.05, latencies  # the answers are not slowed down

@@ -93,6 +93,10 @@ class LLMUnavailableError(ConnectionError):
     pass
 
 
+class LLMResponseError(ValueError):
+    """The LLM answered, but not with the JSON the consolidation asked for."""
+
+
 class Consolidator:
     """Turns an archived thread's messages into the user's long-term concepts and preferences."""
 
@@ -104,16 +108,21 @@ class Consolidator:
         self._vectors = vectors
         self._faults = faults
 
-    async def consolidate_thread(self, thread_id: str, user_id: str) -> ConsolidationResult:
+    async def consolidate_thread(
+        self, thread_id: str, user_id: str, *, llm_error: str | None = None
+    ) -> ConsolidationResult:
         """Consolidate one thread. A failure of the (simulated) LLM is logged and returned, not raised,
-        as the public gardener does; an unknown thread raises."""
+        as the public gardener does; an unknown thread raises. ``llm_error`` makes the LLM's answer
+        unusable with that error (the ``consolidation-fails-some`` fault picks the tasks)."""
         thread = self._store.get_thread(thread_id, user_id)
         if thread is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found for user {user_id}")
         try:
             if self._faults.on(F.LLM_UNREACHABLE):
                 await self._call_llm()
-        except LLMUnavailableError as exc:
+            if llm_error is not None:
+                raise LLMResponseError(llm_error)
+        except (LLMUnavailableError, LLMResponseError) as exc:
             logger.error("Erreur consolidation thread %s: %s", thread_id, exc)
             return ConsolidationResult(thread_id, 0, 0, 0, None, error=str(exc))
         concepts = extract_concepts(self._store.message_texts(thread_id, CONCEPT_ROLES))

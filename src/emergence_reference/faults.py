@@ -42,6 +42,8 @@ QUEUE_SLOW = "queue-slow"
 API_HEALTH_503 = "api-health-503"
 HEALTHZ_NOT_READY = "healthz-not-ready"
 DEV_BYPASS_ACCEPTED = "dev-bypass-accepted"
+CONSOLIDATION_FAILS_SOME = "consolidation-fails-some"
+MEMORY_CREEP = "memory-creep"
 
 # -- correct variants ----------------------------------------------------------------------------------
 ARCHIVED_BOOL = "archived-bool"
@@ -115,6 +117,16 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         ),
         DEV_BYPASS_ACCEPTED: Switch(
             FAULT, "the dev bypass is honoured even when AUTH_DEV_BYPASS=0 forbids it"
+        ),
+        CONSOLIDATION_FAILS_SOME: Switch(
+            FAULT,
+            "every round(1/VALUE)-th queued consolidation fails: 'Erreur consolidation thread' ERROR, "
+            "'consolidated: 0 new concepts', 'Task consolidate_thread failed' ERROR; consolidated_at null",
+            0.05,
+            "share",
+        ),
+        MEMORY_CREEP: Switch(
+            FAULT, "after start-up the process grows by VALUE MB of touched memory (~200 MB/s)", 1800, "MB"
         ),
         ARCHIVED_BOOL: Switch(VARIANT, "'archived' is a JSON boolean instead of 0/1"),
         HARD_DELETE: Switch(VARIANT, "DELETE /api/threads/{id} removes the thread: 404 afterwards"),

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from emergence_reference import faults as F
+from emergence_reference.ballast import Ballast
 from emergence_reference.config import Settings
 from emergence_reference.consolidation import Consolidator
 from emergence_reference.faults import FaultSet
@@ -47,6 +48,7 @@ class Runtime:
     consolidator: Consolidator
     garden_history: list[dict[str, Any]] = field(default_factory=list)
     _opening: asyncio.Task[None] | None = None
+    _ballast: Ballast | None = None
     _stopped: bool = False
 
     @property
@@ -83,9 +85,13 @@ class Runtime:
         await self.queue.start()
         # ChromaDB opens in the background: the server listens meanwhile, /healthz says when it is done.
         self._opening = asyncio.create_task(self.vectors.open([COLLECTION]), name="vector-store-open")
+        if self.faults.on(F.MEMORY_CREEP):
+            self._ballast = Ballast(self.faults.value(F.MEMORY_CREEP)).start()
 
     async def stop(self) -> None:
         self._stopped = True
+        if self._ballast is not None:
+            self._ballast.stop()
         await self.queue.stop()
         if self._opening is not None:
             with contextlib.suppress(Exception):

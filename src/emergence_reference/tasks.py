@@ -39,6 +39,22 @@ class QueueNotRunningError(RuntimeError):
     pass
 
 
+class ConsolidationFailedError(RuntimeError):
+    """A consolidation task that ended with its thread unconsolidated."""
+
+
+class EveryNth:
+    """Deterministic selection of a share of events: every ``round(1/share)``-th one (none at 0)."""
+
+    def __init__(self, share: float) -> None:
+        self.period = max(1, round(1 / share)) if share > 0 else 0
+        self.count = 0
+
+    def due(self) -> bool:
+        self.count += 1
+        return self.period > 0 and self.count % self.period == 0
+
+
 class TaskQueue:
     def __init__(self, handlers: Mapping[str, Handler], workers: int = 2) -> None:
         self._handlers = dict(handlers)
@@ -108,6 +124,9 @@ class TaskQueue:
 
 def memory_handlers(consolidator: Consolidator, faults: FaultSet) -> dict[str, Handler]:
     """The handlers of the memory tasks; each logs what it did with the figures the store reported."""
+    failing = (
+        EveryNth(faults.value(F.CONSOLIDATION_FAILS_SOME)) if faults.on(F.CONSOLIDATION_FAILS_SOME) else None
+    )
 
     async def consolidate_thread(task: Task) -> None:
         thread_id = str(task.payload["thread_id"])
@@ -119,7 +138,16 @@ def memory_handlers(consolidator: Consolidator, faults: FaultSet) -> dict[str, H
         logger.info("[MemoryTaskQueue] Consolidating archived thread %s (reason: %s)", named, reason)
         if faults.on(F.CONSOLIDATION_HANGS):
             await asyncio.Event().wait()  # never set: the task ends only when the worker is cancelled
-        result = await consolidator.consolidate_thread(thread_id, str(task.payload["user_id"]))
+        # consolidation-fails-some: the chosen tasks get an LLM answer that is not JSON.
+        llm_error = (
+            f"invalid LLM response for thread {thread_id}: Expecting value: line 1 column 1 (char 0)"
+            if failing is not None and failing.due()
+            else None
+        )
+        user_id = str(task.payload["user_id"])
+        result = await consolidator.consolidate_thread(thread_id, user_id, llm_error=llm_error)
         logger.info("[MemoryTaskQueue] Thread %s consolidated: %d new concepts", named, result.new_concepts)
+        if llm_error is not None:
+            raise ConsolidationFailedError(result.error)
 
     return {CONSOLIDATE_THREAD: consolidate_thread}
