@@ -1,2 +1,3 @@
-"""The embedded local stack: Cloud Run Admin API and Cloud Logging API emulators on loopback that
-run a service command as a revision and ship its output to the log store."""
+"""The embedded local stack: Cloud Run Admin API, Cloud Logging API and Cloud Monitoring API emulators
+on loopback that run a service command as a revision, ship its output to the log store and serve
+what it observes as Cloud Run's metrics."""

@@ -24,6 +24,7 @@ from typing import Any
 from cloudrun_smoke.local.iam import FORBIDDEN_BODY, InvokerCheck
 from cloudrun_smoke.local.log_router import REQUESTS_LOG, RevisionResource, log_name
 from cloudrun_smoke.local.logging_api import LoggingApi
+from cloudrun_smoke.local.metrics import MetricsRecorder
 from cloudrun_smoke.local.run_model import RunState, Service
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
@@ -61,6 +62,7 @@ NOT_FOUND_BODY = b"""<html><head>
 </body></html>
 """
 TIMEOUT_BODY = b"upstream request timeout"
+BURST_BODY = b'{"detail": "Internal Server Error", "fault": "stack:5xx-burst"}'
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,22 @@ class TrafficSplit:
             chosen = max(self._current, key=lambda r: self._current[r])
             self._current[chosen] -= total
             return chosen
+
+
+class ErrorBurst:
+    """``stack:5xx-burst``: the last ``length`` of every ``every`` requests that reach an instance are
+    answered 500, so a window of whole cycles holds exactly length/every of 5xx, in bursts."""
+
+    def __init__(self, length: int, every: int) -> None:
+        if not 0 < length <= every:
+            raise ValueError(f"a 5xx burst needs 0 < length <= every, got {length} in {every}")
+        self._length, self._every = length, every
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def hit(self) -> bool:
+        with self._lock:
+            return next(self._counter) % self._every >= self._every - self._length
 
 
 class _Listener(ThreadingHTTPServer):
@@ -144,6 +162,7 @@ class _Answer:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    declared_length: int | None = None  # the instance's Content-Length when its body was cut short
 
 
 class FrontEnd:
@@ -159,6 +178,8 @@ class FrontEnd:
         self._split = TrafficSplit()
         self._round_robin: dict[str, itertools.count[int]] = {}
         self.invoker_check: InvokerCheck | None = None  # set for a private service (IAM)
+        self.metrics: MetricsRecorder | None = None  # records each answer for the Monitoring API
+        self.error_burst: ErrorBurst | None = None  # stack:5xx-burst
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
 
@@ -232,8 +253,11 @@ class FrontEnd:
             answer = _Answer(404, [("Content-Type", "text/html; charset=UTF-8")], NOT_FOUND_BODY)
         elif backend is None:
             answer = _Answer(503, [("Content-Type", "text/html; charset=UTF-8")], UNAVAILABLE_BODY)
+        elif self.error_burst is not None and self.error_burst.hit():
+            answer = _Answer(500, [("Content-Type", "application/json")], BURST_BODY)
         else:
-            answer = self._forward(handler, backend, body, trace_id, span, sampled)
+            with self.metrics.serving(backend.instance_id) if self.metrics else contextlib.nullcontext():
+                answer = self._forward(handler, backend, body, trace_id, span, sampled)
         latency = time.perf_counter() - clock
         self._respond(handler, answer, trace_id, span, sampled)
         self._log(
@@ -278,10 +302,16 @@ class FrontEnd:
                 connection.putheader(name, value)
             connection.endheaders(body or None)
             response = connection.getresponse()
-            data = response.read()
+            declared: int | None = None
+            try:
+                data = response.read()
+            except http.client.IncompleteRead as e:
+                # A streaming front end has sent the headers by then: pass the body on as far as it
+                # came and close the connection, so that the client sees the truncation.
+                data, declared = e.partial, len(e.partial) + (e.expected or 0)
             kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
             kept = [(k, v) for k, v in kept if k.lower() not in ("content-length", "server", "date")]
-            return _Answer(response.status, kept, data)
+            return _Answer(response.status, kept, data, declared)
         except TimeoutError:
             return _Answer(504, [("Content-Type", "text/plain")], TIMEOUT_BODY)
         except (OSError, http.client.HTTPException):
@@ -298,10 +328,12 @@ class FrontEnd:
             for name, value in answer.headers:
                 handler.send_header(name, value)
             handler.send_header("X-Cloud-Trace-Context", f"{trace}/{span};o={int(sampled)}")
-            handler.send_header("Content-Length", str(len(answer.body)))
+            handler.send_header("Content-Length", str(answer.declared_length or len(answer.body)))
             handler.end_headers()
             if handler.command != "HEAD":
                 handler.wfile.write(answer.body)
+        if answer.declared_length is not None:
+            handler.close_connection = True
 
     def _log(
         self,
@@ -349,6 +381,9 @@ class FrontEnd:
             entry["labels"] = {"instanceId": backend.instance_id}
         with contextlib.suppress(Exception):
             self._logging.ingest(entry)
+        if self.metrics is not None and revision is not None:
+            instance = backend.instance_id if backend else ""
+            self.metrics.record_request(revision, answer.status, latency * 1000, instance_id=instance)
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:

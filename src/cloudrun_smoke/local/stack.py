@@ -20,12 +20,21 @@ from types import TracebackType
 
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.local import faults as F
-from cloudrun_smoke.local.front_end import Backend, FrontEnd
+from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
+from cloudrun_smoke.local.front_end import Backend, ErrorBurst, FrontEnd
 from cloudrun_smoke.local.iam import InvokerCheck
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from cloudrun_smoke.local.metrics import (
+    InstanceSampler,
+    InstanceTarget,
+    MetricsRecorder,
+    cpu_count,
+    memory_bytes,
+)
+from cloudrun_smoke.local.monitoring_api import MonitoringApi, MonitoringApiServer
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
@@ -52,10 +61,13 @@ class LocalStackConfig:
     tag: str = ""
     faults: tuple[str, ...] = ()  # see cloudrun_smoke.local.faults
     reconcile_delay: float = 0.2  # how long a traffic change's operation runs
+    metrics_period: float = 1.0  # seconds between instance samples; raw metric points cover as much
     # What the fault switches set (see docs/faults.md):
     slow_ingestion_delay: float = 120.0
     heavy_jitter: float = 8.0
     throttle_seconds: float = 10.0
+    burst_length: int = 10  # stack:5xx-burst: this many consecutive requests answered 500 ...
+    burst_every: int = 100  # ... at the end of every this many
     require_invoker: bool = False  # a private service: the front end wants an ID token (Cloud Run IAM)
 
 
@@ -87,6 +99,9 @@ class LocalStack:
         self._instances_by_revision: dict[str, list[RevisionInstance]] = {}
         self._servers: list[JsonApiServer] = []
         self._front_end: FrontEnd | None = None
+        self.metrics = MetricsRecorder(cfg.metrics_period)  # what the Monitoring API serves
+        self._sampler = InstanceSampler(self.metrics, self._sample_targets)
+        self._monitoring: MonitoringApiServer | None = None
         self._watchdog = Watchdog()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._revision_counter = 0
@@ -115,12 +130,24 @@ class LocalStack:
                 self._front_end.invoker_check = InvokerCheck(
                     lambda: {self.service_url, *self.tag_urls.values()}
                 )
+            self._front_end.metrics = self.metrics
+            if F.ERROR_BURST in self.stack_faults:
+                self._front_end.error_burst = ErrorBurst(self.config.burst_length, self.config.burst_every)
             self._deploy_configured()
+            # Started after the first revisions: gRPC core logs each fork() made while its threads run.
+            cfg = self.config
+            metrics = CloudRunMetrics(self.metrics, cfg.project, cfg.region, cfg.service)
+            self._monitoring = MonitoringApiServer(MonitoringApi(cfg.project, metrics)).start()
+            self._sampler.start()
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
+        self._sampler.stop()
+        if self._monitoring is not None:
+            self._monitoring.stop()
+            self._monitoring = None
         if self._front_end is not None:
             self._front_end.stop()
             self._front_end = None
@@ -146,6 +173,13 @@ class LocalStack:
     @property
     def run_api_endpoint(self) -> str:
         return self._servers[1].endpoint
+
+    @property
+    def monitoring_api_endpoint(self) -> str:
+        """``127.0.0.1:PORT``: a gRPC target (no scheme) for Cloud Monitoring's MetricServiceClient."""
+        if self._monitoring is None:
+            raise RuntimeError("the local stack is not started: it has no Cloud Monitoring API")
+        return self._monitoring.endpoint
 
     @property
     def service_url(self) -> str:
@@ -316,6 +350,23 @@ class LocalStack:
 
     def _backends_of(self, revision: str) -> list[Backend]:
         return list(self._backends.get(revision, []))
+
+    def _sample_targets(self) -> list[InstanceTarget]:
+        """Every instance the stack started, with its revision's limits (for the sampler)."""
+        with self.state.lock:
+            specs = {r.name: r.spec for r in self.service.revisions}
+        targets = []
+        for revision, instances in list(self._instances_by_revision.items()):
+            spec = specs.get(revision)
+            if spec is None:
+                continue
+            try:
+                memory, cpu = memory_bytes(spec.memory), cpu_count(spec.cpu)
+            except ValueError:
+                memory, cpu = 0, 0.0  # limits the sampler cannot read: instances counted, not measured
+            for i in instances:
+                targets.append(InstanceTarget(revision, i.instance_id, i.pid, i.alive(), memory, cpu))
+        return targets
 
     # -- the configured deploy, with the fault switches ------------------------------------------------
     def _deploy_configured(self) -> None:

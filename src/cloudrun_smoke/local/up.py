@@ -23,6 +23,7 @@ from cloudrun_smoke.errors import ConfigError, SmokeError
 from cloudrun_smoke.local.faults import STACK_FAULTS
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
+from cloudrun_smoke.local.traffic import run_background_traffic
 
 
 def register(subparsers: Any) -> None:
@@ -46,6 +47,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ingestion-jitter", type=float, help="extra random seconds per log entry")
     parser.add_argument(
         "--fault", action="append", default=[], metavar="NAME", help="a fault switch (repeatable)"
+    )
+    parser.add_argument(
+        "--traffic",
+        action="store_true",
+        help="once started, run background traffic from simulated users and print its summary",
     )
     parser.set_defaults(handler=run)
 
@@ -89,6 +95,7 @@ def describe(stack: LocalStack) -> str:
         f"  project / region / service  {cfg.project} / {cfg.region} / {cfg.service}",
         f"  Cloud Run Admin API         {stack.run_api_endpoint}",
         f"  Cloud Logging API           {stack.logging_api_endpoint}",
+        f"  Cloud Monitoring API (gRPC) {stack.monitoring_api_endpoint}",
         f"  service URL                 {stack.service_url}",
     ]
     lines += [f"  tag URL {tag:<19} {url}" for tag, url in sorted(stack.tag_urls.items())]
@@ -114,6 +121,7 @@ def describe(stack: LocalStack) -> str:
         "Settings for --env local (the suite's endpoints; project, region and service as above):",
         f"  SMOKE_RUN_API_ENDPOINT={stack.run_api_endpoint}",
         f"  SMOKE_LOGGING_API_ENDPOINT={stack.logging_api_endpoint}",
+        f"  SMOKE_MONITORING_API_ENDPOINT={stack.monitoring_api_endpoint}",
         "",
         "Try:",
         f"  curl -i {stack.service_url}/",
@@ -128,6 +136,11 @@ def describe(stack: LocalStack) -> str:
         f"_use_grpc=False, client_options={{'api_endpoint': {stack.logging_api_endpoint!r}}})",
         "    for e in logs.list_entries(filter_='logName:\"run.googleapis.com%2Frequests\"'): "
         "print(e.http_request, e.labels)",
+        "  and Cloud Run's metrics with the Monitoring client (run.googleapis.com/request_count, ...):",
+        "    import grpc; from google.cloud import monitoring_v3",
+        "    from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport",
+        "    metrics = monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport("
+        f"channel=grpc.insecure_channel({stack.monitoring_api_endpoint!r})))",
         "",
     ]
     return "\n".join(lines)
@@ -157,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         raise SmokeError(f"the local stack did not start: {e}") from None
     try:
         print(describe(stack), flush=True)
+        if args.traffic:
+            print(run_background_traffic(stack.service_url).describe(), flush=True)
         print("ready: press Ctrl-C to stop", flush=True)
         while not stopping.wait(0.5):
             pass
