@@ -14,8 +14,9 @@ from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
-from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogWatcher
+from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogWatcher, throttle_backoff
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+from cloudrun_smoke.waiting import wait_until
 
 PROJECT = "watcher-test"
 BASE_FILTER = 'resource.type="cloud_run_revision" AND resource.labels.service_name="svc"'
@@ -161,5 +162,27 @@ def test_reads_stay_within_the_budget_and_stop_when_nobody_waits(api: tuple) -> 
         while time.monotonic() < deadline:
             assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"
             time.sleep(0.25)
+    finally:
+        watcher.close()
+
+
+def test_throttle_backoff_grows_with_429s_in_a_row_and_is_capped_at_the_quota_minute() -> None:
+    assert [throttle_backoff(n) for n in range(1, 7)] == [4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_a_429_pauses_reads_briefly_then_the_watcher_goes_on(api: tuple) -> None:
+    """The 50-run soak once failed: three 429s spread over a run paused reads for 40 s (the backoff
+    grew with every 429 of the run, from 10 s), past the log deadline. A first 429 in a row now waits 4 s."""
+    logging_api, server = api
+    logging_api.quota = ReadQuota(per_minute=None, refuse_share=1.0)
+    watcher = watcher_for(server, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
+    try:
+        emit(logging_api, ENQUEUED.format("t-429"))
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "t-429"}, timeout=30)
+        wait_until(lambda: watcher.stats.throttled or None, timeout=5, what="a first 429")
+        logging_api.quota = ReadQuota(per_minute=None)
+        started = time.monotonic()
+        waiting.result()
+        assert time.monotonic() - started < 4.0 + 2.0, "the first 429 in a row waits 4 s"
     finally:
         watcher.close()

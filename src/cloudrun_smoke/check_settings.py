@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudrun_smoke.validators import boolean, non_negative_int, positive_number, string, table
+from cloudrun_smoke.validators import boolean, non_negative_int, positive_int, positive_number, string, table
 
 Parser = Callable[[Any], Any]
 _str, _bool, _count, _positive, _table = string, boolean, non_negative_int, positive_number, table
@@ -52,6 +52,31 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class WindowSettings:
+    """``[env.NAME.window]``: the post-deploy window checks (runbook "Métriques Succès (24h)").
+
+    Thresholds default to the runbook; ``archive_p50_ms`` and ``queue_p95_s`` to ``[slo]`` when unset.
+    A figure over fewer samples than its minimum is skipped with the reason, not judged.
+    """
+
+    max: float = 86400.0  # seconds: cap of the default window (since the revision was created)
+    error_share_pct: float = 1.0  # 4.4: error rate < 1 % (5xx)
+    latency_p95_ms: float = 10000.0  # the runbook's alert: latency P95 > 10 s
+    memory_max_pct: float = 80.0  # 4.4: < 80 % of the memory limit
+    cpu_p95_pct: float = 70.0  # 4.4: < 70 % (peaks during batch consolidation)
+    archive_p50_ms: float | None = None
+    queue_p95_s: float | None = None
+    consolidation_failure_pct: float = 1.0
+    pending_grace_s: float = 300.0  # an enqueued thread without outcome for longer is lost, not pending
+    min_requests: int = 100
+    min_archives: int = 10
+    min_consolidations: int = 10
+    min_metric_samples: int = 10
+    gauge_period_s: int = 60  # instance_count is sampled once a minute by Cloud Run
+    max_log_pages: int = 10  # per kind of log entry, 1000 entries a page: the hard cap on reads
+
+
+@dataclass(frozen=True)
 class KnownFailure:
     reason: str
     link: str = ""
@@ -87,6 +112,31 @@ SLO_SCHEMA: dict[str, Parser] = {
     "archive_p50_ms": _positive,
     "queue_p95_s": _positive,
     "archive_samples": lambda v: max(1, _count(v)),
+}
+
+
+def _window_length(value: Any) -> float:
+    from cloudrun_smoke.window import parse_duration
+
+    return parse_duration(_str(value)).total_seconds()
+
+
+WINDOW_SCHEMA: dict[str, Parser] = {
+    "max": _window_length,
+    "error_share_pct": _positive,
+    "latency_p95_ms": _positive,
+    "memory_max_pct": _positive,
+    "cpu_p95_pct": _positive,
+    "archive_p50_ms": _positive,
+    "queue_p95_s": _positive,
+    "consolidation_failure_pct": _positive,
+    "pending_grace_s": _positive,
+    "min_requests": _count,
+    "min_archives": _count,
+    "min_consolidations": _count,
+    "min_metric_samples": _count,
+    "gauge_period_s": positive_int,
+    "max_log_pages": positive_int,
 }
 CHECKS_SCHEMA: dict[str, Parser] = {
     "min_new_concepts": _count,

@@ -17,10 +17,12 @@ from cloudrun_smoke.check_settings import (
     CHECKS_SCHEMA,
     EXPECT_SCHEMA,
     SLO_SCHEMA,
+    WINDOW_SCHEMA,
     CheckSettings,
     DeploymentExpectations,
     KnownFailure,
     SloThresholds,
+    WindowSettings,
     parse_known_failures,
     parse_patterns,
     parse_section,
@@ -70,7 +72,7 @@ class StackSettings:
     timeout_seconds: int = 300
     min_instances: int = 1
     max_instances: int = 10
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # values may be secrets
     ingestion_delay: float = 1.0
     ingestion_jitter: float = 0.5
     startup_timeout: float = 30.0
@@ -80,6 +82,9 @@ class StackSettings:
     candidate_cmd: str = ""  # a second revision beside the serving one: no traffic, reachable by `tag`
     tag: str = ""
     faults: tuple[str, ...] = ()  # "stack:NAME" switches of the stack; other names go to EMERGENCE_FAULTS
+    traffic_users: int = 6  # `-m window` on the local stack: simulated users of the background traffic
+    traffic_threads: int = 8  # threads each of them creates, writes to and archives
+    traffic_deadline: float = 60.0  # seconds: no new thread after it, and no more waiting for consolidations
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Environment:
     http_timeout: float = 30.0
     run_api_endpoint: str = ""
     logging_api_endpoint: str = ""
+    monitoring_api_endpoint: str = ""  # gRPC host:port of Cloud Monitoring (default: Google's)
     read_only: bool = False
     login_email_env: str = "SMOKE_LOGIN_EMAIL"
     login_password_env: str = "SMOKE_LOGIN_PASSWORD"
@@ -110,6 +116,7 @@ class Environment:
     invoker: str = ""  # "id-token": an ID token for Cloud Run IAM in X-Serverless-Authorization
     expect: DeploymentExpectations = field(default_factory=DeploymentExpectations)
     slo: SloThresholds = field(default_factory=SloThresholds)
+    window: WindowSettings = field(default_factory=WindowSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
     patterns: Mapping[str, list[str]] = field(default_factory=dict)
     known_failures: Mapping[str, KnownFailure] = field(default_factory=dict)
@@ -171,6 +178,7 @@ ENV_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "http_timeout": (_positive_number, False),
     "run_api_endpoint": (_string, False),
     "logging_api_endpoint": (_string, False),
+    "monitoring_api_endpoint": (_string, False),
     "read_only": (_boolean, False),
     "login_email_env": (_nonempty_string, False),
     "login_password_env": (_nonempty_string, False),
@@ -197,6 +205,9 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "candidate_cmd": (_string, False),
     "tag": (lambda v: _tag(v), False),
     "faults": (lambda v: _faults(v), False),
+    "traffic_users": (_positive_int, False),
+    "traffic_threads": (_positive_int, False),
+    "traffic_deadline": (_positive_number, False),
 }
 
 
@@ -224,6 +235,7 @@ ENV_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_LOG_DEADLINE": ("log_deadline", lambda v: _positive_number(float(v))),
     "SMOKE_RUN_API_ENDPOINT": ("run_api_endpoint", _string),
     "SMOKE_LOGGING_API_ENDPOINT": ("logging_api_endpoint", _string),
+    "SMOKE_MONITORING_API_ENDPOINT": ("monitoring_api_endpoint", _string),
 }
 STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_LOCAL_SERVICE_CMD": ("service_cmd", _nonempty_string),
@@ -295,7 +307,7 @@ class SmokeConfig:
         return Environment(name=name, source=str(self.path), **values)
 
 
-SECTIONS = ("expect", "slo", "checks", "patterns", "known_failures")
+SECTIONS = ("expect", "slo", "checks", "window", "patterns", "known_failures")
 
 
 def _parse_sections(sections: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -307,6 +319,10 @@ def _parse_sections(sections: Mapping[str, Any], where: str) -> dict[str, Any]:
             )
         if "slo" in sections:
             values["slo"] = SloThresholds(**parse_section(sections["slo"], SLO_SCHEMA, f"{where}.slo"))
+        if "window" in sections:
+            values["window"] = WindowSettings(
+                **parse_section(sections["window"], WINDOW_SCHEMA, f"{where}.window")
+            )
         if "checks" in sections:
             values["checks"] = CheckSettings(
                 **parse_section(sections["checks"], CHECKS_SCHEMA, f"{where}.checks")

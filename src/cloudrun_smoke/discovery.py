@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -49,6 +50,7 @@ class Target:
     env_names: tuple[str, ...]
     secret_env_names: tuple[str, ...]
     candidate_tag: str = ""  # set when a no-traffic candidate is under test, through its tag URL
+    revision_create_time: datetime | None = None  # when the revision under test was created (the window)
 
     @property
     def is_candidate(self) -> bool:
@@ -151,6 +153,7 @@ def discover(
     container: Any = None
     scaling: Any = None
     timeout_seconds: int | None = None
+    created: datetime | None = None
     if revision_name:
         try:
             revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
@@ -160,6 +163,7 @@ def discover(
         container = revision.containers[0] if revision.containers else None
         scaling = revision.scaling
         timeout_seconds = int(revision.timeout.total_seconds()) if revision.timeout else None
+        created = revision.create_time or None
 
     limits = dict(container.resources.limits) if container else {}
     env_vars = list(container.env) if container else []
@@ -184,4 +188,5 @@ def discover(
         env_names=tuple(sorted(e.name for e in env_vars if not e.value_source.secret_key_ref.secret)),
         secret_env_names=tuple(sorted(e.name for e in env_vars if e.value_source.secret_key_ref.secret)),
         candidate_tag=candidate_tag,
+        revision_create_time=created,
     )

@@ -26,7 +26,7 @@ def credentials_for(env: Environment) -> Credentials | None:
         raise SmokeError(
             f"no Google credentials for environment {env.name!r}: run `gcloud auth application-default login` "
             "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file "
-            "(roles needed: run.viewer, logging.viewer)"
+            "(roles needed: run.viewer, logging.viewer; monitoring.viewer for the window checks)"
         ) from None
     return credentials
 
@@ -98,3 +98,27 @@ def logging_client(env: Environment, credentials: Credentials | None) -> Any:
     if env.logging_api_endpoint:
         kwargs["client_options"] = {"api_endpoint": env.logging_api_endpoint}
     return reading_client_class()(**kwargs)
+
+
+def grpc_host_port(endpoint: str) -> str:
+    """``host:port`` for a gRPC channel from ``127.0.0.1:PORT`` or ``http://127.0.0.1:PORT``."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(endpoint).netloc if "://" in endpoint else endpoint
+
+
+def monitoring_client(env: Environment, credentials: Credentials | None) -> Any:
+    """A Cloud Monitoring v3 client (gRPC). On loopback an insecure channel to the emulator (gRPC would
+    demand TLS otherwise); for Google, the credentials and, if set, the configured endpoint."""
+    from google.cloud import monitoring_v3
+
+    endpoint = grpc_host_port(env.monitoring_api_endpoint)
+    if endpoint and _is_loopback(f"//{endpoint}"):
+        import grpc
+        from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
+        channel = grpc.insecure_channel(endpoint)
+        return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
+    return monitoring_v3.MetricServiceClient(
+        credentials=credentials, client_options={"api_endpoint": endpoint} if endpoint else None
+    )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cloudrun_smoke.excerpt import one_line
 from cloudrun_smoke.patterns import FAILURES_FOR, LogPattern, pattern
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
@@ -37,8 +38,8 @@ class LogLine:
     seen_at: float = 0.0  # wall clock when this run first saw it
 
     def short(self) -> str:
-        text = self.text if len(self.text) <= 240 else self.text[:237] + "..."
-        return f"{format_rfc3339(self.timestamp)} {self.severity:<7} {text}"
+        """The line for a diagnosis: one line, bounded, control characters escaped (a service logs anything)."""
+        return f"{format_rfc3339(self.timestamp)} {self.severity:<7} {one_line(self.text, 240)}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class _Wait:
     _watcher: LogWatcher
     match: LogMatch | None = field(default=None, init=False)
     resolved_at: float | None = field(default=None, init=False)
+    expired: bool = field(default=False, init=False)  # resolved by its deadline, not by a line
 
     @property
     def done(self) -> bool:
@@ -139,6 +141,13 @@ class Absence(_Wait):
             )
 
 
+def throttle_backoff(consecutive: int) -> float:
+    """Seconds to wait after the ``consecutive``-th 429 in a row: 4, 8, 16, 32, then 60 (the quota is
+    per minute). Counted in a row, not per run: with a read quota shared with other readers, a few
+    scattered 429s are normal and must not add up to a pause longer than the log deadline."""
+    return min(60.0, 4.0 * 2 ** (max(1, consecutive) - 1))
+
+
 class LogWatcher:
     def __init__(
         self,
@@ -172,6 +181,7 @@ class LogWatcher:
         self._closed = False
         self._last_read = -1e9
         self._backoff_until = 0.0
+        self._consecutive_throttles = 0
         self._last_error: str = ""
         self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
         self._thread.start()
@@ -206,11 +216,14 @@ class LogWatcher:
         since: datetime | None = None,
         failures: Iterable[str] | None = None,
         accept: Callable[[LogMatch], bool] | None = None,
+        record: bool = True,
     ) -> Expectation:
         """Start waiting for a line of pattern ``name`` whose fields equal ``where``; return at once.
 
         A failure line for the same subject (e.g. the thread id) resolves it early as a failure.
         ``accept`` narrows the matches further (it is called under the watcher's lock, at each poll).
+        ``record=False`` keeps it out of ``expectations`` (the run's checks and its verdict), e.g. for
+        teardown's own waits.
         """
         failure_names = FAILURES_FOR.get(name, ()) if failures is None else tuple(failures)
         now = self._clock()
@@ -226,7 +239,8 @@ class LogWatcher:
             accept=accept,
         )
         with self._cond:
-            self.expectations.append(expectation)
+            if record:
+                self.expectations.append(expectation)
             self._evaluate(expectation)
             if not expectation.done:
                 self._pending.append(expectation)
@@ -336,6 +350,7 @@ class LogWatcher:
             return
         if isinstance(item, Expectation):
             item.error = self._explain_timeout(item.pattern, item.where, item.since, item.timeout)
+        item.expired = True
         item.resolved_at = self._clock()
 
     def _evaluate_pending(self) -> None:
@@ -373,7 +388,8 @@ class LogWatcher:
             self.stats.read_times.append(time.time())
             if self._is_throttled(e):
                 self.stats.throttled += 1
-                self._backoff_until = self._clock() + min(60.0, 5.0 * 2 ** min(self.stats.throttled, 4))
+                self._consecutive_throttles += 1
+                self._backoff_until = self._clock() + throttle_backoff(self._consecutive_throttles)
             self._last_error = f"{type(e).__name__}: {e}"
             with self._cond:
                 self.stats.polls += 1
@@ -382,6 +398,7 @@ class LogWatcher:
         self.stats.reads += pages
         self.stats.read_times.append(time.time())
         self._last_error = ""
+        self._consecutive_throttles = 0
         with self._cond:
             fresh = [line for line in lines if line.insert_id not in self._ids]
             for line in fresh:
@@ -425,7 +442,11 @@ class LogWatcher:
         if related or same_kind:
             return (related + same_kind)[-limit:]
         probe = expected.forms[0].pattern.replace("\\", "")
-        scored = sorted(lines, key=lambda line: difflib.SequenceMatcher(None, probe, line.text).ratio())
+        # Scored on the line's head: difflib on a megabyte-long line would take minutes.
+        head = 4 * len(probe)
+        scored = sorted(
+            lines, key=lambda line: difflib.SequenceMatcher(None, probe, line.text[:head]).ratio()
+        )
         return scored[-limit:]
 
     def _context(self, expected: LogPattern, where: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke import redaction
+from cloudrun_smoke import base_url, failure_repr, redaction
 from cloudrun_smoke.auth import auth_headers, invoker_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
@@ -30,9 +30,11 @@ from cloudrun_smoke.patterns import catalogue_with
 from cloudrun_smoke.report import CheckResult, Figures, build_verdict, markdown_summary, write_report
 from cloudrun_smoke.run import SmokeRun
 from cloudrun_smoke.scenarios import SCENARIO_FIXTURES
+from cloudrun_smoke.settle import queue_settled
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.users import SmokeUser
 
+pytest_plugins = ("cloudrun_smoke.window_plugin",)  # the window checks: --window, -m window, fixtures
 SMOKE_FIXTURES = frozenset(
     {"smoke_env", "smoke_target", "smoke_run", "smoke_service", "smoke_logs", "smoke_user", "smoke_users"}
 )
@@ -46,11 +48,16 @@ FIGURES_KEY = pytest.StashKey[Figures]()
 LOGGING_CLIENT_KEY = pytest.StashKey[Any]()
 CONFIG_PATH_KEY = pytest.StashKey[Path]()
 STACK_OWNED_KEY = pytest.StashKey[bool]()
+STACK_KEY = pytest.StashKey[Any]()  # the embedded LocalStack, when this run started one
 ROLLBACK_KEY = pytest.StashKey[str]()
+URL_KEY = pytest.StashKey[base_url.UrlOverride]()
+SETTLE_GRACE_SECONDS = 20.0  # teardown's wait for the queue's end lines, before clearing a user's memory
+DISCOVERED_URL_KEY = pytest.StashKey[str]()
+OPTION_GROUP = "cloudrun-smoke"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("cloudrun-smoke", "Cloud Run post-deploy smoke checks")
+    group = parser.getgroup(OPTION_GROUP, "Cloud Run post-deploy smoke checks")
     group.addoption(
         "--env", dest="smoke_env", default=None, help=f"environment from smoke.toml (or {ENV_VAR})"
     )
@@ -98,12 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="test this tagged no-traffic revision through its tag URL",
     )
-    group.addoption(
-        "--service-url",
-        dest="smoke_service_url",
-        default=None,
-        help="call this URL instead of the one the Admin API gives (discovery still runs)",
-    )
+    base_url.add_options(group)
     group.addoption(
         "--rollback-on-failure",
         dest="smoke_rollback_on_failure",
@@ -117,6 +119,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the run's verdict as JSON to this path",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(parser: pytest.Parser) -> Iterator[None]:
+    """``--base-url`` goes in last: any plugin or initial conftest that owns it keeps it."""
+    result = yield
+    base_url.add_alias(parser, OPTION_GROUP)
+    return result
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -157,6 +167,7 @@ def _resolve_environment(config: pytest.Config) -> Environment:
         env = env.with_overrides(stack=replace(env.stack, service_cmd=service_cmd))
     if config.getoption("smoke_read_only"):
         env = env.with_overrides(read_only=True)
+    config.stash[URL_KEY] = base_url.resolve(config)
     return env
 
 
@@ -215,8 +226,11 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
             stack = exit_stack.enter_context(stack_for(env))
         except (SmokeError, RuntimeError, OSError) as e:
             _fail(SmokeError(f"the local stack did not start: {e}"))
+        request.config.stash[STACK_KEY] = stack
         effective = env.with_overrides(
-            run_api_endpoint=stack.run_api_endpoint, logging_api_endpoint=stack.logging_api_endpoint
+            run_api_endpoint=stack.run_api_endpoint,
+            logging_api_endpoint=stack.logging_api_endpoint,
+            monitoring_api_endpoint=stack.monitoring_api_endpoint,
         )
         request.config.stash[ENV_KEY] = effective  # diagnostics read the stack's endpoints too
         yield effective
@@ -238,9 +252,10 @@ def smoke_target(smoke_env: Environment, request: pytest.FixtureRequest) -> Targ
         )
     except SmokeError as e:
         _fail(e)
-    url = request.config.getoption("smoke_service_url")
-    if url:
-        target = replace(target, url=url.rstrip("/"))
+    override = request.config.stash.get(URL_KEY, None)
+    if override is not None and override.url:
+        request.config.stash[DISCOVERED_URL_KEY] = target.url
+        target = replace(target, url=override.url)
     request.config.stash[TARGET_KEY] = target
     return target
 
@@ -261,11 +276,12 @@ def smoke_run(smoke_env: Environment, request: pytest.FixtureRequest) -> SmokeRu
 
 @pytest.fixture(scope="session")
 def smoke_users(
-    smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun
+    smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun, smoke_logs: LogWatcher
 ) -> Iterator[Callable[[str], SmokeUser]]:
     """``smoke_users(name)``: the user a scenario acts as; everything each user created is removed at the end.
 
     Per scenario where the suite may choose users (dev-bypass, no auth), else the one fixed identity.
+    The log watcher outlives the users: teardown reads it to know when the service's queue is done.
     """
     if not smoke_target.url:
         _fail(SmokeError(f"service {smoke_env.service!r} has no URL yet (is it deployed?)"))
@@ -297,8 +313,9 @@ def smoke_users(
     try:
         yield user
     finally:
+        settle = queue_settled(smoke_logs, grace=SETTLE_GRACE_SECONDS)
         for each in by_name.values():
-            smoke_run.cleanup_problems.extend(each.clean_up())
+            smoke_run.cleanup_problems.extend(each.clean_up(settle))
             each.client.close()
 
 
@@ -405,9 +422,12 @@ def _smoke_scenarios_started(request: pytest.FixtureRequest) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A 404 on an object this run created: say whether requests reached different instances."""
+    """A diagnosed failure reads short; a 404 on an object this run created says whether requests
+    reached different instances."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and call.excinfo is not None:
+        report.longrepr = failure_repr.compact(item, call.excinfo) or report.longrepr
     if not report.failed or call.excinfo is None or "→ 404" not in str(call.excinfo.value):
         return
     config = item.config
@@ -489,6 +509,7 @@ def _rollback_on_failure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own teardown of what is left (Ctrl-C): cleanup is known
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if (
         session.config.getoption("smoke_rollback_on_failure", False)
@@ -578,6 +599,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         lines.append(
             f"revision under test: {target.revision or '-'}; traffic: {target.describe_traffic() or '-'}"
         )
+    override = config.stash.get(URL_KEY, None)
+    if override is not None and override.url and DISCOVERED_URL_KEY in config.stash:
+        lines.append(
+            f"checks called {override.url} ({override.option}), not the service's URL "
+            f"{config.stash[DISCOVERED_URL_KEY] or '(none)'}"
+        )
+    if override is not None and override.note:
+        lines.append(override.note)
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         lines.append(

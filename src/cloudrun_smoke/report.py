@@ -29,7 +29,9 @@ class Figure:
         limit = f" (threshold {self.threshold:g}{self.unit})" if self.threshold is not None else ""
         over = f" over {self.samples} samples" if self.samples is not None else ""
         note = f"; {self.note}" if self.note else ""
-        return f"{self.name}: {self.value:.1f}{self.unit}{limit}{over}{note}"
+        count = not self.unit.strip() and float(self.value).is_integer()  # "48 threads", not "48.0"
+        value = f"{self.value:.0f}" if count else f"{self.value:.1f}"
+        return f"{self.name}: {value}{self.unit}{limit}{over}{note}"
 
 
 @dataclass

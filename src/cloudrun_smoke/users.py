@@ -9,11 +9,15 @@ run's own threads.
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cloudrun_smoke import contract
+from cloudrun_smoke import contract, interrupts
 from cloudrun_smoke.http import ServiceClient
+
+# Given the threads whose archiving may have set the service's queue to work, waits until that work
+# has ended (bounded) and returns what it could not confirm, for the run summary.
+Settle = Callable[[list[str]], list[str]]
 
 
 @dataclass
@@ -26,17 +30,25 @@ class SmokeUser:
 
     def new_thread(self, title: str, *messages: str) -> str:
         """Create a thread (recorded for cleanup at once) and post the messages as the user."""
-        thread_id = str(contract.create_thread(self.client, title)["id"])
-        self.threads.append(thread_id)
+        with interrupts.deferred():  # Ctrl-C now would leave a thread nobody knows the id of
+            thread_id = str(contract.create_thread(self.client, title)["id"])
+            self.threads.append(thread_id)
         self.created_by[thread_id] = self.client.timings[-1].trace
         for message in messages:
             contract.add_message(self.client, thread_id, message)
         return thread_id
 
-    def clean_up(self) -> list[str]:
-        """Delete the user's threads (soft delete is fine) and, for a per-run user, clear its memory.
+    def archive_requested(self) -> list[str]:
+        """The user's threads the run sent a PATCH for (archiving), answered or not."""
+        patched = {t.path for t in self.client.timings if t.method == "PATCH"}
+        return [t for t in self.threads if contract.thread_path(t) in patched]
 
-        Returns what could not be removed, for the run summary; never raises.
+    def clean_up(self, settle: Settle | None = None) -> list[str]:
+        """Delete the user's threads (soft delete is fine) and, for a per-run user, clear its memory,
+        once ``settle`` says the consolidations the run set off have ended (else they would write to
+        the memory after it was cleared).
+
+        Returns what could not be removed, for the run summary; never raises an Exception.
         """
         problems = []
         for thread_id in self.threads:
@@ -48,8 +60,13 @@ class SmokeUser:
             if status not in (200, 202, 204, 404):
                 problems.append(f"thread {thread_id}: DELETE answered {status}")
         if self.per_run and self.threads:  # a user that created nothing has nothing to clear (read-only runs)
-            with contextlib.suppress(Exception):
+            if settle is not None:
+                problems.extend(settle(self.archive_requested()))
+            try:
                 status = contract.clear_memory(self.client)
+            except Exception as e:
+                problems.append(f"memory of {self.user_id}: {type(e).__name__}: {e}")
+            else:
                 if status not in (200, 202, 204):
                     problems.append(f"memory of {self.user_id}: DELETE /api/memory/clear answered {status}")
         return problems

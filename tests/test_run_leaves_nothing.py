@@ -1,0 +1,211 @@
+"""A run leaves nothing of its smoke users behind, however it ends: passed, failed, or Ctrl-C.
+
+The suite attaches to a stack that outlives it (as to `cloudrun-smoke local up`). Afterwards the test
+reads the service's own store for every thread the run's users created, waits until the service's
+queue has finished with them, then asks the service, as each of those users, whether each thread is
+deleted (a soft delete counts) and whether the user's memory (concepts, preferences) is empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cloudrun_smoke import interrupts
+from cloudrun_smoke.config import load_config
+from cloudrun_smoke.local.stack import LocalStack, stack_for
+from cloudrun_smoke.waiting import wait_until
+from emergence_reference.store import DB_FILENAME
+from smoke_runs import MARKER_VAR, ROOT, processes_with_marker, run_smoke
+
+REFERENCE = f"{sys.executable} -m emergence_reference"
+ENQUEUED = "Consolidation enqueued for thread "
+QUEUE_ENDS = ("consolidated: ", "Erreur consolidation thread", "Task consolidate_thread failed")
+
+
+@dataclass
+class Service:
+    stack: LocalStack
+    db: Path
+
+    @property
+    def attach(self) -> dict[str, str]:
+        return {
+            "SMOKE_RUN_API_ENDPOINT": self.stack.run_api_endpoint,
+            "SMOKE_LOGGING_API_ENDPOINT": self.stack.logging_api_endpoint,
+        }
+
+    def smoke_threads(self) -> list[tuple[str, str, int]]:
+        """(thread id, user id, archived) of every thread a smoke user created, from the service's store."""
+        if not self.db.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT id, user_id, archived FROM threads WHERE user_id LIKE 'smoke-%'")
+            return [(str(i), str(u), int(a)) for i, u, a in rows.fetchall()]
+
+    def queue_done_with(self, thread_id: str) -> bool:
+        """Whether the service's queue is done with this thread: never handed it, or logged its end."""
+        texts = [str(s.entry.get("textPayload", "")) for s in self.stack.logging.store]
+        ours = [text for text in texts if thread_id in text]
+        if not any(ENQUEUED in text for text in ours):
+            return True
+        return any(end in text for text in ours for end in QUEUE_ENDS)
+
+    def as_user(self, user_id: str, path: str) -> httpx.Response:
+        headers = {"x-dev-bypass": "1", "x-user-id": user_id}
+        return httpx.get(f"{self.stack.service_url}{path}", headers=headers, timeout=30)
+
+
+@contextlib.contextmanager
+def running_service(tmp_path: Path, *faults: str) -> Iterator[Service]:
+    """The shipped local environment's stack, its data where the test can read it, and preferences
+    visible in the memory stats (a variant the contract allows), so that leftovers cannot hide."""
+    data = tmp_path / "service-data"
+    env = load_config(ROOT / "smoke.toml").environment("local", {"SMOKE_LOCAL_SERVICE_CMD": REFERENCE})
+    assert env.stack is not None
+    settings = replace(
+        env.stack,
+        env={**env.stack.env, "EMERGENCE_DATA_DIR": str(data)},
+        faults=("preferences-in-stats", *faults),
+    )
+    with stack_for(replace(env, stack=settings)) as stack:
+        yield Service(stack, data / DB_FILENAME)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    with running_service(tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
+def slow_queue(tmp_path: Path) -> Iterator[Service]:
+    """Each consolidation starts 2 s late: the run ends before its consolidations do."""
+    with running_service(tmp_path, "queue-slow=2") as service:
+        yield service
+
+
+def assert_nothing_left(service: Service) -> None:
+    threads = service.smoke_threads()
+    assert threads, "the run created no thread: nothing was proven"
+    wait_until(
+        lambda: all(service.queue_done_with(t) for t, _, _ in threads) or None,
+        timeout=60,
+        what="the service's queue to finish with the run's archived threads",
+    )
+    live = []
+    for thread_id, user_id, _ in threads:
+        response = service.as_user(user_id, f"/api/threads/{thread_id}")
+        if response.status_code == 404:
+            continue  # hard-deleted
+        assert response.status_code == 200, response.text
+        if response.json()["thread"].get("archival_reason") != "user_deleted":
+            live.append(thread_id)
+    assert not live, f"threads of the run not deleted: {live}"
+    for user_id in sorted({u for _, u, _ in threads}):
+        stats = service.as_user(user_id, "/api/memory/user/stats").json()
+        left = {k: stats[k]["total"] for k in ("preferences", "concepts") if stats[k]["total"]}
+        assert not left, f"the memory of {user_id} was not cleared: {left}"
+
+
+@pytest.mark.slow
+def test_a_healthy_run_leaves_nothing(service: Service, tmp_path: Path) -> None:
+    run = run_smoke(tmp_path, "--env", "local", env=service.attach)
+    assert run.returncode == 0, run.output
+    assert run.verdict["run"]["cleanup_problems"] == []
+    assert_nothing_left(service)
+
+
+@pytest.mark.slow
+def test_a_failing_run_leaves_nothing(slow_queue: Service, tmp_path: Path) -> None:
+    """Every log wait gives up at once: the run ends while its consolidations are still under way."""
+    service = slow_queue
+    run = run_smoke(tmp_path, "--env", "local", "--log-deadline", "0.5", env=service.attach)
+    assert run.returncode == 1, run.output
+    assert run.outcomes["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"] in (
+        "failure",
+        "error",
+    )
+    assert_nothing_left(service)
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, tmp_path: Path) -> None:
+    service = slow_queue
+    marker = uuid.uuid4().hex
+    report = tmp_path / "verdict.json"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
+    with (tmp_path / "output.txt").open("w") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "smoke/",
+                "-p",
+                "no:cacheprovider",
+                "--env",
+                "local",
+                f"--smoke-report={report}",
+            ],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**environ, MARKER_VAR: marker, **service.attach},
+        )
+        try:
+            # Mid-run: a thread is archived, so its consolidation is under way when Ctrl-C lands.
+            wait_until(
+                lambda: any(a for _, _, a in service.smoke_threads()) or None,
+                timeout=120,
+                what="the run to archive a thread",
+                interval=0.05,
+            )
+            interrupted = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=60)
+            took = time.monotonic() - interrupted
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    out = (tmp_path / "output.txt").read_text()
+    assert code == 2, out
+    assert took < 30, f"{took:.1f} s from Ctrl-C to exit\n{out}"
+    assert "Traceback (most recent call last)" not in out, out
+    assert processes_with_marker(marker) == []
+    assert_nothing_left(service)
+    verdict = report.read_text()
+    assert '"exit_status": 2' in verdict and '"cleanup_problems": []' in verdict, verdict
+
+
+def test_ctrl_c_during_a_creation_is_held_until_the_creation_ends() -> None:
+    """Else the service creates a thread whose id the run never learns, and cleanup cannot delete it."""
+    before = signal.getsignal(signal.SIGINT)
+    ended = []
+    with pytest.raises(KeyboardInterrupt), interrupts.deferred():
+        signal.raise_signal(signal.SIGINT)
+        ended.append("the creation")
+    assert ended == ["the creation"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_second_ctrl_c_is_not_held() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt), interrupts.deferred():
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        reached.append("after the second Ctrl-C")
+    assert reached == []
