@@ -7,7 +7,7 @@ transient 503 on 5 % of requests and a slow cold start). Reports runs, failures 
 checks) and the runs a retry rescued.
 
     python bench/soak.py --runs 50
-    python bench/soak.py --runs 3 --service-faults transient-503,slow-cold-start
+    python bench/soak.py --runs 3 --service-faults transient-503,slow-start
 """
 
 from __future__ import annotations
