@@ -22,6 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKER_VAR = "CLOUDRUN_SMOKE_TEST_MARKER"
 
 
+def smoke_argv(*args: str) -> list[str]:
+    """``python -m pytest smoke/`` as a user runs it (no cache written into the checkout)."""
+    return [sys.executable, "-m", "pytest", "smoke/", "-p", "no:cacheprovider", *args]
+
+
+def clean_environ(*prefixes: str) -> dict[str, str]:
+    """This process's environment without the suite's own settings (and any other ``prefixes``)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SMOKE_", *prefixes))}
+
+
 @dataclass
 class SuiteRun:
     returncode: int
@@ -55,19 +65,9 @@ def run_smoke(
     tag = uuid.uuid4().hex[:8]
     junit, report = tmp_path / f"junit-{tag}.xml", tmp_path / f"verdict-{tag}.json"
     marker = uuid.uuid4().hex
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
+    environ = clean_environ()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "smoke/",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={junit}",
-            f"--smoke-report={report}",
-            *args,
-        ],
+        smoke_argv(f"--junitxml={junit}", f"--smoke-report={report}", *args),
         cwd=ROOT,
         capture_output=True,
         text=True,

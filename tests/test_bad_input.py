@@ -16,7 +16,14 @@ import pytest
 
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
-from smoke_runs import SuiteRun, everything_written, processes_with_marker, run_smoke
+from smoke_runs import (
+    SuiteRun,
+    clean_environ,
+    everything_written,
+    processes_with_marker,
+    run_smoke,
+    smoke_argv,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = Path(__file__).parent / "services"
@@ -27,19 +34,9 @@ def smoke(
 ) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "smoke.toml"
     config.write_text(config_text)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SMOKE_", "GOOGLE_"))}
+    environ = clean_environ("GOOGLE_")
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "smoke/",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            f"--smoke-config={config}",
-            *args,
-        ],
+        smoke_argv("-q", f"--smoke-config={config}", *args),
         cwd=ROOT,
         capture_output=True,
         text=True,

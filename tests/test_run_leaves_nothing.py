@@ -9,7 +9,6 @@ deleted (a soft delete counts) and whether the user's memory (concepts, preferen
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from cloudrun_smoke.config import load_config
 from cloudrun_smoke.local.stack import LocalStack, stack_for
 from cloudrun_smoke.waiting import wait_until
 from emergence_reference.store import DB_FILENAME
-from smoke_runs import MARKER_VAR, ROOT, processes_with_marker, run_smoke
+from smoke_runs import MARKER_VAR, ROOT, clean_environ, processes_with_marker, run_smoke, smoke_argv
 
 REFERENCE = f"{sys.executable} -m emergence_reference"
 ENQUEUED = "Consolidation enqueued for thread "
@@ -146,20 +145,10 @@ def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, t
     service = slow_queue
     marker = uuid.uuid4().hex
     report = tmp_path / "verdict.json"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
+    environ = clean_environ()
     with (tmp_path / "output.txt").open("w") as output:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "smoke/",
-                "-p",
-                "no:cacheprovider",
-                "--env",
-                "local",
-                f"--smoke-report={report}",
-            ],
+            smoke_argv("--env", "local", f"--smoke-report={report}"),
             cwd=ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
