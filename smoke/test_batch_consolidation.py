@@ -2,14 +2,15 @@
 
 Status and schema, counts that add up, at least one thread consolidated when the run made sure one
 was due, a second call without ``force`` skipping what the first consolidated, ``limit`` honoured,
-and the batch's own log line agreeing with its response.
+and each call's own log line agreeing with its response.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from runbook import BatchRun
+from cloudrun_smoke.logs import LogExpectationFailed, LogWatcher
+from runbook import BatchRun, batch_counts
 
 pytestmark = pytest.mark.writes
 
@@ -66,5 +67,51 @@ def test_batch_honours_limit(batch_run: BatchRun) -> None:
     assert processed <= 1, f"limit=1 but the batch processed {processed} threads ({_counts(body)})"
 
 
-def test_batch_log_line_agrees_with_the_response(batch_run: BatchRun) -> None:
-    batch_run.completed.result()
+def _figures(counts: dict[str, str]) -> str:
+    return f"{counts['consolidated']} consolidated, {counts['skipped']} skipped, {counts['errors']} errors"
+
+
+def test_batch_log_line_agrees_with_the_response(batch_run: BatchRun, smoke_logs: LogWatcher) -> None:
+    """Each call of the run has a ``Batch completed`` line of its own with the figures it answered.
+
+    The line names no user, so a line is attributed by its figures, one line per call: with three calls,
+    a line that is off by one can carry the figures another call answered.
+    """
+    missing = []
+    for call in batch_run.calls:
+        try:
+            call.line.result()
+        except LogExpectationFailed:
+            missing.append(call)
+    if not missing:
+        return
+    seen = smoke_logs.find("batch.completed", since=batch_run.since)
+    answered = [(call, batch_counts(call.response)) for call in batch_run.calls]
+    said = [{k: m.fields[k] for k in ("consolidated", "skipped", "errors")} for m in seen]
+    width = max(len(call.label) for call in batch_run.calls)
+    if len(seen) == len(answered):  # as many lines as calls: each line is its call's, in order
+        wrong = [(c, a, s) for (c, a), s in zip(answered, said, strict=True) if a != s]
+        if wrong:
+            call, counts, line = wrong[0]
+            table = "\n".join(
+                f"    {c.label:<{width}}  answered {_figures(a)}; its line says {_figures(s)}"
+                + ("" if a == s else "  <- disagrees")
+                for (c, a), s in zip(answered, said, strict=True)
+            )
+            pytest.fail(
+                f"the batch's log line disagrees with its response: the {call.label} answered "
+                f"{_figures(counts)}, but its 'Batch completed' line says {_figures(line)}\n"
+                f"  the run's calls and their lines, in order:\n{table}",
+                pytrace=False,
+            )
+    call = missing[0]
+    calls = "\n".join(f"    {c.label:<{width}}  answered {_figures(a)}" for c, a in answered)
+    lines = "\n".join(f"    {m.line.short()}" for m in seen) or "    (none)"
+    pytest.fail(
+        f"the batch's log line disagrees with its response: no 'Batch completed' line of its own says "
+        f"what the {call.label} answered ({_figures(batch_counts(call.response))}) after waiting "
+        f"{call.line.timeout:.1f} s\n  the run's calls, in order:\n{calls}\n"
+        f"  'Batch completed' lines since the first call, in order:\n{lines}\n"
+        f"{call.line.error}",
+        pytrace=False,
+    )

@@ -8,11 +8,14 @@ the conversation.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from cloudrun_smoke import contract
 from cloudrun_smoke.config import Environment
-from cloudrun_smoke.waiting import wait_until
+from cloudrun_smoke.logs import LogExpectationFailed
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from runbook import TOPIC, ArchivedThread
 
 pytestmark = pytest.mark.writes
@@ -51,7 +54,17 @@ def test_consolidated_thread_shows_consolidated_at(archived_thread: ArchivedThre
 
 def test_archiving_again_enqueues_nothing(archived_thread: ArchivedThread) -> None:
     archived_thread.enqueued.result()
-    archived_thread.no_second_enqueue.result()
+    try:
+        archived_thread.no_second_enqueue.result()
+    except LogExpectationFailed as e:
+        seen = str(e)
+    else:
+        return
+    pytest.fail(
+        f"archiving thread {archived_thread.thread_id} again, already archived, enqueued a second "
+        f"consolidation (only the transition to archived may enqueue one):\n{seen}",
+        pytrace=False,
+    )
 
 
 def test_memory_recalls_the_archived_conversation(
@@ -60,17 +73,29 @@ def test_memory_recalls_the_archived_conversation(
     if not smoke_env.checks.expect_recall:
         pytest.skip(f"[env.{smoke_env.name}.checks] expect_recall = false: recall is not expected here")
     run = archived_thread
-    run.consolidated.result()
+    done = run.consolidated.result()
+    last: list[dict] = []
 
     def recalled() -> list[dict] | None:
-        results = contract.search_concepts(run.user.client, TOPIC)
-        mine = [r for r in results if run.thread_id in (r.get("thread_ids") or [])]
+        nonlocal last
+        last = contract.search_concepts(run.user.client, TOPIC)
+        mine = [r for r in last if run.thread_id in (r.get("thread_ids") or [])]
         return mine or None
 
-    found = wait_until(
-        recalled,
-        timeout=min(smoke_env.log_deadline, 15.0),
-        what=f"GET /api/memory/concepts/search?q={TOPIC} to list a concept from thread {run.thread_id}",
-        interval=1.0,
+    timeout = min(smoke_env.log_deadline, 15.0)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            recalled,
+            timeout=timeout,
+            what=f"GET /api/memory/concepts/search?q={TOPIC} to list a concept from thread {run.thread_id}",
+            interval=1.0,
+        )
+        return
+    shown = "; ".join(f"{r.get('concept_text')!r} from threads {r.get('thread_ids')!r}" for r in last[:5])
+    pytest.fail(
+        f"the memory does not recall thread {run.thread_id}: its consolidation logged "
+        f"{done.fields.get('concepts', '?')} new concepts, but GET /api/memory/concepts/search?q={TOPIC} "
+        f"as {run.user.user_id} lists no concept from it after {timeout:.0f} s; it returned "
+        f"{len(last)} result(s){': ' + shown if shown else ''}\n    {done.line.short()}",
+        pytrace=False,
     )
-    assert found

@@ -148,18 +148,22 @@ def test_instance_count_within_bounds(
     lowest = m.extra["min"]
     hint = _metric_hint(smoke_env, smoke_window, m)
     note = f"Monitoring; lowest {lowest:.1f}; {m.note}"
+    bounds = (
+        f"[env.{smoke_env.name}.expect] min_instances {'unset' if low is None else low}, "
+        f"max_instances {'unset' if high is None else high}"
+    )
     if high is not None:
         peak = Figure("instance count peak", m.value, "", float(high), m.samples, note)
         smoke_figures.record(peak)
         print(peak.describe())
         if m.value > high:
-            _fail(f"{peak.describe()}: above max_instances", smoke_window, hint)
+            _fail(f"{peak.describe()}\n  above max_instances: {bounds}", smoke_window, hint)
     if low is not None:
         floor = Figure("instance count lowest", lowest, "", float(low), m.samples, note)
         smoke_figures.record(floor)
         print(floor.describe())
         if lowest < low:
-            _fail(f"{floor.describe()}: below min_instances", smoke_window, hint)
+            _fail(f"{floor.describe()}\n  below min_instances: {bounds}", smoke_window, hint)
 
 
 # -- Cloud Logging: request logs ------------------------------------------------------------------------

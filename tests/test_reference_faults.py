@@ -155,6 +155,37 @@ def test_consolidation_wrong_thread(tmp_path: Path, user: str) -> None:
         ]
 
 
+def test_consolidated_at_missing(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "consolidated-at-missing") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", "Migration Kubernetes"))
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        _, match = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        [(stored,)] = svc.query("SELECT COUNT(*) FROM concepts WHERE origin_thread_id = ?", thread_id)
+        assert int(match["n"]) == stored == 2
+        assert client.get(f"/api/threads/{thread_id}").json()["thread"]["consolidated_at"] is None
+        body = batch(client)  # nothing marks the thread: a batch without force consolidates it again
+        assert (body["consolidated_count"], body["skipped_count"]) == (1, 0)
+
+
+def test_rearchive_enqueues_a_second_consolidation(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "rearchive-enqueues") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", "Migration Kubernetes"))
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        first, match = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        assert int(match["n"]) == 2
+        assert archive(client, thread_id)["archived"] == 1  # already archived
+        _, again = svc.output.wait_for("stderr", consolidated(thread_id), first + 1)
+        assert int(again["n"]) == 0  # the second consolidation finds nothing new
+        assert len(svc.stderr_lines_with(f"Consolidation enqueued for thread {thread_id}")) == 2
+        assert len(svc.stderr_lines_with(f"Consolidating archived thread {thread_id}")) == 2
+
+
 def test_llm_unreachable(tmp_path: Path, user: str) -> None:
     with running_service(tmp_path / "data", "--fault", "llm-unreachable") as svc:
         client = svc.client(user)
@@ -241,6 +272,34 @@ def test_batch_reconsolidates_without_force(tmp_path: Path, user: str) -> None:
         archived_threads(svc, user, 2)
         body = batch(svc.client(user))
         assert (body["consolidated_count"], body["skipped_count"]) == (2, 0)
+
+
+def test_batch_log_disagrees(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "batch-log-disagrees") as svc:
+        archived_threads(svc, user, 2)
+        start = len(svc.output.snapshot("stderr"))
+        body = batch(svc.client(user), force=True)
+        assert (body["consolidated_count"], body["skipped_count"], body["errors"]) == (2, 0, [])
+        assert body["total_archived"] == 2
+        line = r"\[consolidate_archived\] Batch completed: 3 consolidated, 0 skipped, 0 errors$"
+        svc.output.wait_for("stderr", line, start)  # written before the response
+
+
+def test_memory_forgets(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "memory-forgets") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        add_messages(client, thread_id, ("user", "Migration Kubernetes"))
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        _, match = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        assert int(match["n"]) == 2
+        assert client.get("/api/memory/user/stats").json()["concepts"]["total"] == 2  # stored
+        for q in ("kubernetes", "migration"):
+            found = client.get("/api/memory/concepts/search", params={"q": q}).json()
+            assert (found["results"], found["count"]) == ([], 0), q
+        unified = client.get("/api/memory/search/unified", params={"q": "kubernetes"}).json()
+        assert unified["ltm_concepts"] == [] and unified["messages"]  # the messages are still there
 
 
 # -- preferences ---------------------------------------------------------------------------------------
@@ -525,3 +584,65 @@ def test_memory_creep_holds_resident_memory_past_80_percent_of_2gi(tmp_path: Pat
     assert max(samples[held:]) - samples[held - 1] < 60 * MIB, "the ballast grew past its size"
     latencies.sort()
     assert latencies[len(latencies) // 2] < 0.05, latencies  # the answers are not slowed down
+
+
+def test_cpu_burn_keeps_a_child_busy_in_the_service_tree_without_slowing_it(tmp_path: Path) -> None:
+    """The load runs in a child process, counted with the service as Cloud Run counts the container;
+    the event loop keeps answering; the child ends with the service."""
+    from cloudrun_smoke.local import procfs
+    from emergence_reference.burner import shares
+
+    assert FaultSet.from_names(["cpu-burn"]).value("cpu-burn") == 1.6
+    assert shares(1.6) == [0.8, 0.8] and shares(1) == [1.0] and shares(0) == []
+    with running_service(tmp_path / "data", "--fault", "cpu-burn=0.5", wait_path="/api/health") as svc:
+        svc.output.wait_for(
+            "stderr", r" INFO \[[\w.]+\] CPU burn: 1 child process\(es\) keeping 0.5 CPU\(s\) busy"
+        )
+        burners = [
+            pid
+            for pid in procfs.descendants(svc.proc.pid)
+            if b"emergence_reference.burner" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(burners) == 1, procfs.descendants(svc.proc.pid)
+        before, began = procfs.tree_usage(burners[0]), time.monotonic()
+        latencies = []
+        with httpx.Client(base_url=svc.base_url, timeout=5, trust_env=False) as client:
+            while time.monotonic() - began < 2.0:
+                sent = time.perf_counter()
+                assert client.get("/api/health").status_code == 200
+                latencies.append(time.perf_counter() - sent)
+                time.sleep(0.05)
+        after, elapsed = procfs.tree_usage(burners[0]), time.monotonic() - began
+        assert before is not None and after is not None
+        share = (after.cpu_seconds - before.cpu_seconds) / elapsed
+        assert 0.2 <= share <= 0.7, share  # about half a CPU, less when the machine is busy
+    assert (
+        not Path(f"/proc/{burners[0]}").exists()
+        or b"zombie" in Path(f"/proc/{burners[0]}/status").read_bytes()
+    )
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 0.05, latencies  # the answers are not slowed down
+
+
+def test_slow_reads_delay_every_get_and_no_write(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "slow-reads=500") as svc:
+        client = svc.client(user)
+
+        def timed(method: str, path: str, **kwargs: object) -> float:
+            sent = time.perf_counter()
+            response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+            assert response.status_code < 300, response.text
+            return time.perf_counter() - sent
+
+        thread_id = create_thread(client)["id"]
+        writes = [
+            timed("POST", "/api/threads/", json={"type": "chat"}),
+            timed("POST", f"/api/threads/{thread_id}/messages", json={"role": "user", "content": "hello"}),
+            timed("PATCH", f"/api/threads/{thread_id}", json={"archived": True}),
+        ]
+        reads = [
+            timed("GET", f"/api/threads/{thread_id}"),
+            timed("GET", "/api/threads/archived/list"),
+            timed("GET", "/api/health"),
+        ]
+    assert min(reads) >= 0.5 > max(writes), (reads, writes)

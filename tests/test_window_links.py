@@ -48,3 +48,32 @@ def test_the_scope_is_the_service_or_the_targeted_revision() -> None:
     assert 'resource.labels.service_name = "svc"' in service and "revision_name" not in service
     assert 'resource.labels.location = "europe-west1"' in service
     assert candidate == service + ' AND resource.labels.revision_name = "svc-00002-abc"'
+
+
+def test_instance_counts_leave_out_the_start_up_only_when_the_floor_was_reached() -> None:
+    """Periods before the revision first reached ``min_instances`` are its start-up, not a breach; a
+    revision that never reached it has no start-up to leave out: every period is judged."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from cloudrun_smoke.monitoring import MetricReader, Scope
+    from cloudrun_smoke.window import Window
+
+    def reader(values: list[float]) -> MetricReader:
+        points = [
+            SimpleNamespace(
+                interval=SimpleNamespace(end_time=START + timedelta(seconds=i)),
+                value=SimpleNamespace(double_value=v, int64_value=0),
+            )
+            for i, v in enumerate(values)
+        ]
+        page = SimpleNamespace(time_series=[SimpleNamespace(points=points)])
+        client = SimpleNamespace(list_time_series=lambda **_: SimpleNamespace(pages=[page]))
+        return MetricReader(client, Scope("p", "svc", "r"), Window(START, END, "test"), gauge_period=60)
+
+    started = reader([0, 0, 2, 1, 2]).instance_counts(floor=2)
+    assert (started.value, started.extra["min"], started.samples) == (2, 1, 5)
+    assert "2 start-up period(s) before reaching 2 not judged" in started.note
+    never = reader([0, 1, 1]).instance_counts(floor=2)
+    assert (never.value, never.extra["min"]) == (1, 0)
+    assert "never reached 2" in never.note and "start-up" not in never.note

@@ -144,11 +144,14 @@ class MetricReader:
         if not points:
             return MetricFigure(None, 0, query, "no instance_count points")
         values = [v for _, v in points]
-        warm = next((i for i, v in enumerate(values) if v >= floor), len(values))
+        warm = next((i for i, v in enumerate(values) if v >= floor), None)
         note = f"mean per {self._gauge_period} s period, summed over states and revisions"
-        if warm:
+        if warm is None:  # never up to the floor: no start-up to leave out, every period is judged
+            warm = 0
+            note += f"; never reached {floor}"
+        elif warm:
             note += f"; {warm} start-up period(s) before reaching {floor} not judged for the minimum"
-        low = min(values[warm:], default=min(values))
+        low = min(values[warm:])
         return MetricFigure(max(values), len(values), query, note, {"min": low})
 
     # -- plumbing ----------------------------------------------------------------------------------------

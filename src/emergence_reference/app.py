@@ -7,6 +7,7 @@ Shutdown (SIGTERM via uvicorn) cancels the workers and closes both stores.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -51,6 +52,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = runtime
     if settings.faults.on(F.TRANSIENT_503):
         _add_transient_503(app, int(settings.faults.value(F.TRANSIENT_503)))
+    if settings.faults.on(F.SLOW_READS):
+        _add_slow_reads(app, settings.faults.value(F.SLOW_READS) / 1000)
     app.include_router(auth.router)
     app.include_router(threads.router)
     app.include_router(memory.router)
@@ -71,6 +74,16 @@ def _add_transient_503(app: FastAPI, every: int) -> None:
         count += 1
         if every > 0 and count % every == 0:
             return JSONResponse({"detail": "Service temporarily unavailable"}, status_code=503)
+        return await call_next(request)
+
+
+def _add_slow_reads(app: FastAPI, delay: float) -> None:
+    """Every GET answers ``delay`` s late, as behind a slow read path; writes are not delayed."""
+
+    @app.middleware("http")
+    async def slow_reads(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.method == "GET":
+            await asyncio.sleep(delay)
         return await call_next(request)
 
 

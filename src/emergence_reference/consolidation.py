@@ -126,7 +126,9 @@ class Consolidator:
             logger.error("Erreur consolidation thread %s: %s", thread_id, exc)
             return ConsolidationResult(thread_id, 0, 0, 0, None, error=str(exc))
         concepts = extract_concepts(self._store.message_texts(thread_id, CONCEPT_ROLES))
-        written = self._store.record_concepts(user_id, thread_id, concepts)
+        # consolidated-at-missing: the concepts are written, the thread is never marked consolidated.
+        mark = not self._faults.on(F.CONSOLIDATED_AT_MISSING)
+        written = self._store.record_concepts(user_id, thread_id, concepts, mark_consolidated=mark)
         saved = await self._save_preferences(user_id, thread_id, thread.get("session_id"))
         return ConsolidationResult(
             thread_id=thread_id,

@@ -26,17 +26,21 @@ ARCHIVE_NO_ENQUEUE = "archive-no-enqueue"
 ENQUEUE_FAILS = "enqueue-fails"
 CONSOLIDATION_HANGS = "consolidation-hangs"
 CONSOLIDATION_WRONG_THREAD = "consolidation-wrong-thread"
+CONSOLIDATED_AT_MISSING = "consolidated-at-missing"
+REARCHIVE_ENQUEUES = "rearchive-enqueues"
 LLM_UNREACHABLE = "llm-unreachable"
 PREFERENCES_UPSERT_FAILS = "preferences-upsert-fails"
 BATCH_MISSING_FIELD = "batch-missing-field"
 BATCH_COUNTS_OFF = "batch-counts-off"
 BATCH_IGNORES_LIMIT = "batch-ignores-limit"
 BATCH_RECONSOLIDATES = "batch-reconsolidates"
+BATCH_LOG_DISAGREES = "batch-log-disagrees"
 TEND_GARDEN_500 = "tend-garden-500"
 PREFERENCES_NOT_PERSISTED = "preferences-not-persisted"
 PREFERENCES_NO_DEDUP = "preferences-no-dedup"
 PREFERENCES_WRONG_USER = "preferences-wrong-user"
 SEARCH_LEAKS = "search-leaks"
+MEMORY_FORGETS = "memory-forgets"
 ARCHIVE_SLOW = "archive-slow"
 QUEUE_SLOW = "queue-slow"
 API_HEALTH_503 = "api-health-503"
@@ -44,6 +48,8 @@ HEALTHZ_NOT_READY = "healthz-not-ready"
 DEV_BYPASS_ACCEPTED = "dev-bypass-accepted"
 CONSOLIDATION_FAILS_SOME = "consolidation-fails-some"
 MEMORY_CREEP = "memory-creep"
+CPU_BURN = "cpu-burn"
+SLOW_READS = "slow-reads"
 
 # -- correct variants ----------------------------------------------------------------------------------
 ARCHIVED_BOOL = "archived-bool"
@@ -76,6 +82,12 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         CONSOLIDATION_WRONG_THREAD: Switch(
             FAULT, "the queue's lines name another thread id than the one it consolidated"
         ),
+        CONSOLIDATED_AT_MISSING: Switch(
+            FAULT, "consolidations store and log their concepts but never set the thread's consolidated_at"
+        ),
+        REARCHIVE_ENQUEUES: Switch(
+            FAULT, "PATCH archived=true on an already archived thread enqueues a second consolidation"
+        ),
         LLM_UNREACHABLE: Switch(
             FAULT,
             "every consolidation fails as with an unreachable LLM: ERROR lines, then 'consolidated: 0 new "
@@ -96,6 +108,9 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         BATCH_RECONSOLIDATES: Switch(
             FAULT, "consolidate-archived without 'force' consolidates consolidated threads again"
         ),
+        BATCH_LOG_DISAGREES: Switch(
+            FAULT, "consolidate-archived answers the right counts but logs one more consolidated thread"
+        ),
         TEND_GARDEN_500: Switch(FAULT, "POST /api/memory/tend-garden answers 500 {'detail': ...}"),
         PREFERENCES_NOT_PERSISTED: Switch(
             FAULT, "preferences are extracted but never written (no save lines)"
@@ -108,6 +123,9 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         ),
         SEARCH_LEAKS: Switch(
             FAULT, "GET /api/memory/search returns every user's messages (as the public code does)"
+        ),
+        MEMORY_FORGETS: Switch(
+            FAULT, "consolidated concepts are stored and logged, but the concept search never finds them"
         ),
         ARCHIVE_SLOW: Switch(FAULT, "PATCH archived=true answers only after VALUE ms", 800, "ms"),
         QUEUE_SLOW: Switch(FAULT, "each queued consolidation waits VALUE s before it starts", 6, "s"),
@@ -128,6 +146,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         MEMORY_CREEP: Switch(
             FAULT, "after start-up the process grows by VALUE MB of touched memory (~200 MB/s)", 1800, "MB"
         ),
+        CPU_BURN: Switch(
+            FAULT,
+            "after start-up child processes keep VALUE CPUs busy (the service itself keeps answering)",
+            1.6,
+            "CPUs",
+        ),
+        SLOW_READS: Switch(FAULT, "every GET answers VALUE ms late (writes are not delayed)", 300, "ms"),
         ARCHIVED_BOOL: Switch(VARIANT, "'archived' is a JSON boolean instead of 0/1"),
         HARD_DELETE: Switch(VARIANT, "DELETE /api/threads/{id} removes the thread: 404 afterwards"),
         HEALTH_OK: Switch(VARIANT, "GET /health answers {'status': 'ok'} (the runbook's expectation)"),

@@ -12,6 +12,7 @@ from fastapi import Request
 
 from emergence_reference import faults as F
 from emergence_reference.ballast import Ballast
+from emergence_reference.burner import Burner
 from emergence_reference.config import Settings
 from emergence_reference.consolidation import Consolidator
 from emergence_reference.faults import FaultSet
@@ -49,6 +50,7 @@ class Runtime:
     garden_history: list[dict[str, Any]] = field(default_factory=list)
     _opening: asyncio.Task[None] | None = None
     _ballast: Ballast | None = None
+    _burner: Burner | None = None
     _stopped: bool = False
 
     @property
@@ -87,11 +89,15 @@ class Runtime:
         self._opening = asyncio.create_task(self.vectors.open([COLLECTION]), name="vector-store-open")
         if self.faults.on(F.MEMORY_CREEP):
             self._ballast = Ballast(self.faults.value(F.MEMORY_CREEP)).start()
+        if self.faults.on(F.CPU_BURN):
+            self._burner = Burner(self.faults.value(F.CPU_BURN)).start()
 
     async def stop(self) -> None:
         self._stopped = True
         if self._ballast is not None:
             self._ballast.stop()
+        if self._burner is not None:
+            self._burner.stop()
         await self.queue.stop()
         if self._opening is not None:
             with contextlib.suppress(Exception):

@@ -298,12 +298,15 @@ class Store:
 
     # -- concepts ----------------------------------------------------------------------------------
 
-    def record_concepts(self, user_id: str, thread_id: str, concepts: Sequence[str]) -> ConceptWrite:
+    def record_concepts(
+        self, user_id: str, thread_id: str, concepts: Sequence[str], *, mark_consolidated: bool = True
+    ) -> ConceptWrite:
         """Store the concepts of one thread for its user, in one transaction.
 
         A concept unknown for the user is inserted (origin: this thread). A known one is linked to the
         thread and its mention count goes up, once per thread, so consolidating a thread twice changes
-        nothing. The counts returned are the rows the database reports as written.
+        nothing. The counts returned are the rows the database reports as written. The thread's
+        ``consolidated_at`` is set when something was written (unless ``mark_consolidated`` is false).
         """
         stamp = now_iso()
         new_concepts = 0
@@ -332,7 +335,7 @@ class Store:
                         " WHERE id = ?",
                         (stamp, concept_id),
                     )
-            if new_concepts or new_links:
+            if (new_concepts or new_links) and mark_consolidated:
                 self.conn.execute("UPDATE threads SET consolidated_at = ? WHERE id = ?", (stamp, thread_id))
                 consolidated_at = stamp
         return ConceptWrite(new_concepts, new_links, consolidated_at)

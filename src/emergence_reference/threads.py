@@ -111,7 +111,8 @@ async def update_thread(thread_id: str, body: ThreadPatch, user: User, runtime: 
     update = runtime.store.update_thread(thread_id, user.user_id, changes, body.archived)
     if update is None:
         raise _not_found()
-    if update.archived_now:
+    # rearchive-enqueues: the hook tests the request (archived: true), not the transition.
+    if update.archived_now or (body.archived and runtime.faults.on(F.REARCHIVE_ENQUEUES)):
         _enqueue_consolidation(runtime, thread_id, user)
     if body.archived and runtime.faults.on(F.ARCHIVE_SLOW):
         await asyncio.sleep(runtime.faults.value(F.ARCHIVE_SLOW) / 1000)
