@@ -86,54 +86,56 @@ def _fail(what: str, window: Window, hint: str) -> None:
 
 
 # -- Cloud Monitoring -----------------------------------------------------------------------------------
+def _judge_metric(
+    read: Callable[[], MetricFigure],
+    name: str,
+    unit: str,
+    threshold: float,
+    minimum_key: str,
+    env: Environment,
+    window: Window,
+    figures: Figures,
+) -> None:
+    """A Monitoring figure against its threshold, skipped below ``[window] minimum_key`` samples."""
+    m = _metric(read)
+    _enough(name, m.samples, getattr(env.window, minimum_key), window, minimum_key, env)
+    assert m.value is not None
+    figure = Figure(name, m.value, unit, threshold, m.samples, f"Monitoring; {m.note}")
+    _judge(figures, figure, window, _metric_hint(env, window, m))
+
+
 def test_5xx_share(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
-    m = _metric(smoke_metrics.error_share)
-    settings = smoke_env.window
-    _enough("5xx share", m.samples, settings.min_requests, smoke_window, "min_requests", smoke_env)
-    assert m.value is not None
-    figure = Figure("5xx share", m.value, " %", settings.error_share_pct, m.samples, f"Monitoring; {m.note}")
-    _judge(smoke_figures, figure, smoke_window, _metric_hint(smoke_env, smoke_window, m))
+    threshold = smoke_env.window.error_share_pct
+    args = (smoke_env, smoke_window, smoke_figures)
+    _judge_metric(smoke_metrics.error_share, "5xx share", " %", threshold, "min_requests", *args)
 
 
 def test_request_latency_p95(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
-    m = _metric(smoke_metrics.latency_p95)
-    settings = smoke_env.window
-    _enough("request latency", m.samples, settings.min_requests, smoke_window, "min_requests", smoke_env)
-    assert m.value is not None
-    figure = Figure(
-        "request latency P95", m.value, " ms", settings.latency_p95_ms, m.samples, f"Monitoring; {m.note}"
-    )
-    _judge(smoke_figures, figure, smoke_window, _metric_hint(smoke_env, smoke_window, m))
+    threshold = smoke_env.window.latency_p95_ms
+    args = (smoke_env, smoke_window, smoke_figures)
+    _judge_metric(smoke_metrics.latency_p95, "request latency P95", " ms", threshold, "min_requests", *args)
 
 
 def test_memory_utilization_peak(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
-    m = _metric(smoke_metrics.memory_max)
-    settings = smoke_env.window
-    _enough("memory", m.samples, settings.min_metric_samples, smoke_window, "min_metric_samples", smoke_env)
-    assert m.value is not None
-    figure = Figure(
-        "memory utilization max", m.value, " %", settings.memory_max_pct, m.samples, f"Monitoring; {m.note}"
+    threshold = smoke_env.window.memory_max_pct
+    args = (smoke_env, smoke_window, smoke_figures)
+    _judge_metric(
+        smoke_metrics.memory_max, "memory utilization max", " %", threshold, "min_metric_samples", *args
     )
-    _judge(smoke_figures, figure, smoke_window, _metric_hint(smoke_env, smoke_window, m))
 
 
 def test_cpu_utilization_p95(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
-    m = _metric(smoke_metrics.cpu_p95)
-    settings = smoke_env.window
-    _enough("CPU", m.samples, settings.min_metric_samples, smoke_window, "min_metric_samples", smoke_env)
-    assert m.value is not None
-    figure = Figure(
-        "CPU utilization P95", m.value, " %", settings.cpu_p95_pct, m.samples, f"Monitoring; {m.note}"
-    )
-    _judge(smoke_figures, figure, smoke_window, _metric_hint(smoke_env, smoke_window, m))
+    threshold = smoke_env.window.cpu_p95_pct
+    args = (smoke_env, smoke_window, smoke_figures)
+    _judge_metric(smoke_metrics.cpu_p95, "CPU utilization P95", " %", threshold, "min_metric_samples", *args)
 
 
 def test_instance_count_within_bounds(
