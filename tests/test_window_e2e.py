@@ -90,6 +90,9 @@ def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, 
     assert len(run.outcomes) == len(CHECKS)  # the window checks only: no scenario, no other check
     # The cost: one ListTimeSeries call per metric figure, one page per kind of log entry.
     assert "window reads: ListTimeSeries calls: 5; entries:list pages: 2" in run.output, run.output
+    cost = run.verdict["window"]  # the same cost in the JSON verdict, for a pipeline to keep
+    assert (cost["list_time_series_calls"], cost["entries_list_pages"], cost["capped"]) == (5, 2, [])
+    assert cost["start"] < cost["end"]
     figures = {f["name"]: f for f in run.verdict["figures"]}
     assert figures["5xx share"]["samples"] >= 100 and figures["consolidation failure rate"]["samples"] >= 40
 

@@ -580,6 +580,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         figures=config.stash[FIGURES_KEY],
         logs=logs,
         rollback=config.stash.get(ROLLBACK_KEY, None),
+        window=_window_summary(config),
         exit_status=int(exitstatus),
     )
     if path:
@@ -587,6 +588,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if summary:
         with open(summary, "a", encoding="utf-8") as f:
             f.write(markdown_summary(verdict))
+
+
+def _window_summary(config: pytest.Config) -> dict[str, Any] | None:
+    from cloudrun_smoke.window_plugin import STATE_KEY
+
+    state = config.stash.get(STATE_KEY, None)
+    return None if state is None else state.as_dict()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -83,6 +83,7 @@ def build_verdict(
     logs: dict[str, Any] | None,
     exit_status: int,
     rollback: str | None = None,
+    window: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     failed = [c for c in checks if c.outcome in ("failed", "error")]
     return {
@@ -97,6 +98,7 @@ def build_verdict(
         "figures": [asdict(f) for f in figures.items],
         "logs": logs,
         "rollback": rollback,
+        "window": window,
     }
 
 

@@ -23,6 +23,7 @@ from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.monitoring import MetricReader, Scope
 from cloudrun_smoke.patterns import catalogue_with
 from cloudrun_smoke.plugin import STACK_KEY
+from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from cloudrun_smoke.window import Window, parse_duration, resolve_window
 from cloudrun_smoke.window_logs import Read, ReadBudget, WindowLogReader
@@ -40,6 +41,16 @@ class WindowState:
     logs: WindowLogReader | None = None
     traffic: str = ""
     capped: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the JSON verdict: the window judged and what judging it cost in API reads."""
+        return {
+            "start": format_rfc3339(self.window.start),
+            "end": format_rfc3339(self.window.end),
+            "list_time_series_calls": self.metrics.calls if self.metrics else 0,
+            "entries_list_pages": self.logs.pages if self.logs else 0,
+            "capped": list(self.capped),
+        }
 
     def describe(self) -> list[str]:
         calls = self.metrics.calls if self.metrics else 0
