@@ -47,6 +47,7 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         wall = time.monotonic() - started
         verdict = json.loads(report.read_text()) if report.exists() else {}
     logs = verdict.get("logs") or {}
+    window = verdict.get("window") or {}
     http = (verdict.get("run") or {}).get("http") or {}
     detection = logs.get("detection_latency_s") or []
     reads_per_second = Counter(int(t) for t in logs.get("read_times", []))
@@ -56,7 +57,9 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         "exit": proc.returncode,
         "verdict": verdict.get("verdict"),
         "wall_s": round(wall, 2),
-        "reads": logs.get("entries_list_calls"),
+        # A window run starts no LogWatcher: its reads are the window's pages (and ListTimeSeries calls).
+        "reads": logs.get("entries_list_calls", window.get("entries_list_pages")),
+        "monitoring_calls": window.get("list_time_series_calls"),
         "throttled": logs.get("throttled"),
         "max_reads_in_one_second": max(reads_per_second.values(), default=0),
         "detection_median_s": round(percentile(detection, 50), 3) if detection else None,
