@@ -595,6 +595,20 @@ def test_unknown_fault_exits_2_with_one_line(tmp_path: Path, args: list[str], en
     assert not (tmp_path / "data").exists()  # refused before touching the disk
 
 
+@pytest.mark.parametrize("workers", ["0", "two"])
+def test_a_bad_worker_count_exits_2_before_touching_the_disk(tmp_path: Path, workers: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "emergence_reference", "--workers", workers],
+        env=service_env(free_port(), tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "argument --workers: " in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_cold_start_with_empty_data_dir_is_ready_quickly(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh" / "data"  # does not exist yet
     started = time.monotonic()

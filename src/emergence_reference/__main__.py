@@ -53,9 +53,26 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"switch a fault or variant on (repeatable; merged with ${faults.ENV_VAR}); see --list-faults",
     )
     parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="consolidation queue workers per process (default 2): how many archived threads consolidate at once",
+    )
+    parser.add_argument(
         "--list-faults", action="store_true", help="print the known faults and correct variants, then exit"
     )
     return parser.parse_args(argv)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -98,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=env.get("HOST") or DEFAULT_HOST,
         port=port,
         faults=fault_set,
+        workers=args.workers,
         dev_bypass_allowed=dev_bypass_from_env(env),
         allowlist=allowlist,
         jwt_secret=env.get(JWT_SECRET_ENV) or DEFAULT_JWT_SECRET,
