@@ -17,14 +17,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke import interrupts
+from cloudrun_smoke import contract, interrupts
 from cloudrun_smoke.config import load_config
+from cloudrun_smoke.google_clients import reading_client_class
+from cloudrun_smoke.http import ServiceClient
 from cloudrun_smoke.local.stack import LocalStack, stack_for
+from cloudrun_smoke.logs import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.settle import queue_settled
+from cloudrun_smoke.timeutil import utcnow
+from cloudrun_smoke.users import SmokeUser, clean_up
 from cloudrun_smoke.waiting import wait_until
 from emergence_reference.store import DB_FILENAME
 from smoke_runs import MARKER_VAR, ROOT, clean_environ, processes_with_marker, run_smoke, smoke_argv
@@ -198,3 +206,53 @@ def test_a_second_ctrl_c_is_not_held() -> None:
         signal.raise_signal(signal.SIGINT)
         reached.append("after the second Ctrl-C")
     assert reached == []
+
+
+@pytest.mark.slow
+def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) -> None:
+    """A service whose queue never logs an end: the grace is spent once for all the run's users, not
+    once per user (a failing run with four users once took 80 s to tear down); each thread without an
+    end line is reported, and still every thread is deleted and every memory cleared."""
+    with running_service(tmp_path, "archive-no-enqueue") as service:
+        client = reading_client_class()(
+            project=service.stack.config.project,
+            credentials=AnonymousCredentials(),
+            _use_grpc=False,
+            client_options={"api_endpoint": service.stack.logging_api_endpoint},
+        )
+        watcher = LogWatcher(
+            CloudLoggingSource(client, service.stack.config.project),
+            'resource.type="cloud_run_revision"',
+            utcnow() - timedelta(seconds=30),
+            budget_per_minute=120,
+        )
+        run_id = uuid.uuid4().hex[:8]
+        run_users = []
+        for n in range(3):
+            user_id = f"smoke-settle-{run_id}-{n}"
+            headers = {"x-dev-bypass": "1", "x-user-id": user_id}
+            user = SmokeUser(user_id, ServiceClient(service.stack.service_url, headers, run_id), per_run=True)
+            contract.archive_thread(user.client, user.new_thread("settle", "Docker et Kubernetes"))
+            run_users.append(user)
+        try:
+            started = time.monotonic()
+            problems = clean_up(run_users, queue_settled(watcher, grace=2.0))
+            took = time.monotonic() - started
+        finally:
+            watcher.close()
+            for user in run_users:
+                user.client.close()
+        for user in run_users:
+            for thread_id in user.threads:
+                answer = service.as_user(user.user_id, f"/api/threads/{thread_id}")
+                assert (
+                    answer.status_code == 404 or answer.json()["thread"]["archival_reason"] == "user_deleted"
+                )
+            assert service.as_user(user.user_id, "/api/memory/user/stats").json()["concepts"]["total"] == 0
+    threads = [t for user in run_users for t in user.threads]
+    assert sorted(problems) == sorted(
+        f"thread {t}: its consolidation had not ended when the memory of its user was cleared "
+        "(no end line seen); it may still write to that memory"
+        for t in threads
+    )
+    assert took < 2.0 + 3.0, f"three users' teardown took {took:.1f} s with a grace of 2 s"

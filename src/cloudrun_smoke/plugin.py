@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke import base_url, failure_repr, redaction
+from cloudrun_smoke import base_url, failure_repr, redaction, users
 from cloudrun_smoke.auth import auth_headers, invoker_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
@@ -314,8 +314,8 @@ def smoke_users(
         yield user
     finally:
         settle = queue_settled(smoke_logs, grace=SETTLE_GRACE_SECONDS)
+        smoke_run.cleanup_problems.extend(users.clean_up(list(by_name.values()), settle))
         for each in by_name.values():
-            smoke_run.cleanup_problems.extend(each.clean_up(settle))
             each.client.close()
 
 

@@ -9,7 +9,6 @@ work is done: teardown waits for them, bounded, and reports what it could not co
 from __future__ import annotations
 
 import contextlib
-import time
 
 from cloudrun_smoke.logs import Expectation, LogExpectationFailed, LogWatcher
 from cloudrun_smoke.users import Settle
@@ -19,19 +18,13 @@ END = "queue.consolidated"  # its failure lines (consolidation or task failed) e
 
 def queue_settled(watcher: LogWatcher, grace: float) -> Settle:
     """A :data:`Settle` reading the run's log watcher: at most ``grace`` seconds of waiting per thread,
-    the run's own waits for it included, and at most ``grace`` seconds for the whole teardown: all
-    threads are waited for at once, and users cleared one after the other share one deadline (a
-    service that never logs the end costs the teardown ``grace`` once, not once per user)."""
-    deadline: list[float] = []  # set by the first call
+    the run's own waits for it included (all threads are waited for at once)."""
 
     def settle(thread_ids: list[str]) -> list[str]:
-        if not deadline:
-            deadline.append(time.monotonic() + grace)
-        left = max(0.0, deadline[0] - time.monotonic())
         waits: list[tuple[str, Expectation]] = []
         for thread_id in thread_ids:
             # The run's own waits for this end count: ``grace`` is the whole wait, not an extra one.
-            timeout = min(left, max(0.0, grace - _waited(watcher, thread_id)))
+            timeout = max(0.0, grace - _waited(watcher, thread_id))
             wait = watcher.expect_later(END, {"thread_id": thread_id}, timeout=timeout, record=False)
             waits.append((thread_id, wait))
         # A failure line ends the work too (the checks report it); a second Ctrl-C stops the waiting:

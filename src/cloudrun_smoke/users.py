@@ -43,13 +43,8 @@ class SmokeUser:
         patched = {t.path for t in self.client.timings if t.method == "PATCH"}
         return [t for t in self.threads if contract.thread_path(t) in patched]
 
-    def clean_up(self, settle: Settle | None = None) -> list[str]:
-        """Delete the user's threads (soft delete is fine) and, for a per-run user, clear its memory,
-        once ``settle`` says the consolidations the run set off have ended (else they would write to
-        the memory after it was cleared).
-
-        Returns what could not be removed, for the run summary; never raises an Exception.
-        """
+    def delete_threads(self) -> list[str]:
+        """Delete the user's threads (soft delete is fine); what could not be removed, never raising."""
         problems = []
         for thread_id in self.threads:
             try:
@@ -59,14 +54,34 @@ class SmokeUser:
                 continue
             if status not in (200, 202, 204, 404):
                 problems.append(f"thread {thread_id}: DELETE answered {status}")
-        if self.per_run and self.threads:  # a user that created nothing has nothing to clear (read-only runs)
-            if settle is not None:
-                problems.extend(settle(self.archive_requested()))
-            try:
-                status = contract.clear_memory(self.client)
-            except Exception as e:
-                problems.append(f"memory of {self.user_id}: {type(e).__name__}: {e}")
-            else:
-                if status not in (200, 202, 204):
-                    problems.append(f"memory of {self.user_id}: DELETE /api/memory/clear answered {status}")
         return problems
+
+    @property
+    def owns_memory(self) -> bool:
+        """A per-run user that created something: its memory is the run's to clear (a fixed identity's
+        memory is not, and a read-only run created nothing)."""
+        return self.per_run and bool(self.threads)
+
+    def clear_memory(self) -> list[str]:
+        try:
+            status = contract.clear_memory(self.client)
+        except Exception as e:
+            return [f"memory of {self.user_id}: {type(e).__name__}: {e}"]
+        if status not in (200, 202, 204):
+            return [f"memory of {self.user_id}: DELETE /api/memory/clear answered {status}"]
+        return []
+
+
+def clean_up(users: list[SmokeUser], settle: Settle | None = None) -> list[str]:
+    """Delete every user's threads and clear the memory of per-run users, once ``settle`` says the
+    consolidations the run set off have ended (else they would write to a memory already cleared).
+
+    All users' consolidations are waited for at once, before any memory is cleared: the wait lasts as
+    long as the slowest one, not the sum of one wait per user. Returns what could not be removed, for
+    the run summary; never raises an Exception.
+    """
+    problems = [p for user in users for p in user.delete_threads()]
+    owners = [user for user in users if user.owns_memory]
+    if settle is not None and owners:
+        problems += settle([t for user in owners for t in user.archive_requested()])
+    return problems + [p for user in owners for p in user.clear_memory()]
