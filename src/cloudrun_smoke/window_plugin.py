@@ -53,10 +53,12 @@ class WindowState:
         }
 
     def describe(self) -> list[str]:
-        calls = self.metrics.calls if self.metrics else 0
-        pages = self.logs.pages if self.logs else 0
+        cost = self.as_dict()
         lines = [f"window: {self.window.describe()}"]
-        lines.append(f"window reads: ListTimeSeries calls: {calls}; entries:list pages: {pages}")
+        lines.append(
+            f"window reads: ListTimeSeries calls: {cost['list_time_series_calls']}; "
+            f"entries:list pages: {cost['entries_list_pages']}"
+        )
         lines += [f"window read capped: {what}" for what in self.capped]
         if self.traffic:
             lines += self.traffic.splitlines()
