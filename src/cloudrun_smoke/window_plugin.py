@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -183,16 +184,23 @@ def _scope_revision(target: Target) -> str:
     return target.revision if target.is_candidate else ""
 
 
+def _client(make: Callable[[Environment, Any], Any], env: Environment) -> Any:
+    """A Google API client for the environment; missing credentials stop the run in one line."""
+    from cloudrun_smoke.google_clients import credentials_for
+
+    try:
+        return make(env, credentials_for(env))
+    except SmokeError as e:
+        pytest.exit(f"cloudrun-smoke: {e}", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def smoke_metrics(
     smoke_env: Environment, smoke_target: Target, smoke_window: Window, request: pytest.FixtureRequest
 ) -> MetricReader:
-    from cloudrun_smoke.google_clients import credentials_for, monitoring_client
+    from cloudrun_smoke.google_clients import monitoring_client
 
-    try:
-        client = monitoring_client(smoke_env, credentials_for(smoke_env))
-    except SmokeError as e:
-        pytest.exit(f"cloudrun-smoke: {e}", returncode=4)
+    client = _client(monitoring_client, smoke_env)
     scope = Scope(smoke_env.project, smoke_env.service, smoke_env.region, _scope_revision(smoke_target))
     reader = MetricReader(
         client,
@@ -258,12 +266,9 @@ class LogFigures:
 def smoke_window_logs(
     smoke_env: Environment, smoke_target: Target, smoke_window: Window, request: pytest.FixtureRequest
 ) -> LogFigures:
-    from cloudrun_smoke.google_clients import credentials_for, logging_client
+    from cloudrun_smoke.google_clients import logging_client
 
-    try:
-        client = logging_client(smoke_env, credentials_for(smoke_env))
-    except SmokeError as e:
-        pytest.exit(f"cloudrun-smoke: {e}", returncode=4)
+    client = _client(logging_client, smoke_env)
     reader = WindowLogReader(
         client,
         project=smoke_env.project,
