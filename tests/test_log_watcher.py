@@ -150,6 +150,59 @@ def test_absence_fails_when_a_second_line_appears(api: tuple) -> None:
         watcher.close()
 
 
+def _read_once(watcher: LogWatcher) -> None:
+    """Let the watcher make one read now, so that its next one is a whole read interval away."""
+    watcher.refresh(timeout=10)
+
+
+def test_a_line_visible_at_the_deadline_but_not_yet_read_still_counts(api: tuple) -> None:
+    """CI once cleared a user's memory while its consolidation's end line was visible: the wait had
+    expired 2 s after the last read, 2 s before the next one, so nobody looked. A wait now ends by
+    its deadline only after a read that started at or after it."""
+    logging_api, server = api
+    watcher = watcher_for(server, budget=12)  # one read every 5 s
+    try:
+        _read_once(watcher)
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "late"}, timeout=1.0)
+        emit(logging_api, ENQUEUED.format("late"))  # visible before the deadline, read after it
+        started = time.monotonic()
+        assert waiting.result().fields["thread_id"] == "late"
+        assert time.monotonic() - started < 5.0 + 2.0, "the last look comes at the next read"
+    finally:
+        watcher.close()
+
+
+def test_an_absence_is_judged_on_a_read_made_after_its_window(api: tuple) -> None:
+    """The same for an absence: a second line visible within the window, but not yet read when the
+    window closed, must fail it (it used to pass unseen)."""
+    logging_api, server = api
+    watcher = watcher_for(server, budget=12)
+    try:
+        _read_once(watcher)
+        absent = watcher.expect_absent("archive.enqueued", {"thread_id": "twice"}, window=1.0)
+        emit(logging_api, ENQUEUED.format("twice"))
+        with pytest.raises(LogExpectationFailed, match="must not appear"):
+            absent.result()
+    finally:
+        watcher.close()
+
+
+def test_a_wait_ends_one_read_interval_past_its_deadline_when_no_read_can_start(api: tuple) -> None:
+    """The last look is bounded: with reads refused (a 429 pauses them 4 s), the wait still ends
+    within one read interval of its deadline, and says the read failed."""
+    logging_api, server = api
+    logging_api.quota = ReadQuota(per_minute=None, refuse_share=1.0)
+    watcher = watcher_for(server, budget=60, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
+    try:
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed, match="last read failed") as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=1.0)
+        took = time.monotonic() - started
+        assert 1.0 <= took < 1.0 + 1.0 + 0.8, f"{took:.1f} s\n{failure.value}"
+    finally:
+        watcher.close()
+
+
 def test_reads_stay_within_the_budget_and_stop_when_nobody_waits(api: tuple) -> None:
     logging_api, server = api
     watcher = watcher_for(server, budget=30)  # one read every 2 s

@@ -52,8 +52,11 @@ EXPECTED_SKIPS = {
 
 @pytest.fixture(scope="module")
 def healthy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SuiteRun, dict]:
-    """One full default run against the reference service, shared by the checks of its verdict."""
-    run = run_smoke(tmp_path_factory.mktemp("healthy"), "--env", "local")
+    """One full default run against the reference service, shared by the checks of its verdict.
+
+    Started as a test under pytest-xdist starts it: with the workers' variables in its environment."""
+    xdist = {"PYTEST_XDIST_WORKER": "gw1", "PYTEST_XDIST_WORKER_COUNT": "2"}
+    run = run_smoke(tmp_path_factory.mktemp("healthy"), "--env", "local", env=xdist)
     return run, run.verdict
 
 
@@ -78,6 +81,13 @@ def test_a_healthy_run_reads_the_logs_at_most_20_times(healthy_run: tuple[SuiteR
     _, verdict = healthy_run
     reads = verdict["logs"]["entries_list_calls"]
     assert 1 <= reads <= 20, f"{reads} entries:list calls in a healthy run"
+
+
+@pytest.mark.slow
+def test_a_run_outside_xdist_reads_at_its_whole_budget(healthy_run: tuple[SuiteRun, dict]) -> None:
+    """It once halved its budget on finding xdist's variables inherited from the test that started it."""
+    _, verdict = healthy_run
+    assert verdict["logs"]["read_budget_per_minute"] == 30, verdict["logs"]
 
 
 @pytest.mark.slow

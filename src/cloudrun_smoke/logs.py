@@ -165,6 +165,7 @@ class LogWatcher:
         self.base_filter = base_filter
         self.start = start
         self.stats = WatcherStats()
+        self.budget_per_minute = budget_per_minute
         self.expectations: list[Expectation] = []
         self._source = source
         self._min_interval = 60.0 / budget_per_minute
@@ -316,7 +317,7 @@ class LogWatcher:
             if len(found) > item.allowed:
                 item.match = found[item.allowed]
                 item.resolved_at = now
-            elif now >= item.deadline:
+            elif self._looked_after_deadline(item, now):
                 item.resolved_at = now
             return
         # A failure line naming the same subject wins even when the awaited line came too: the public
@@ -342,8 +343,25 @@ class LogWatcher:
                 item.error = self._explain_failure(item.pattern, item.where, bad[0], now - item.registered_at)
                 item.resolved_at = now
                 return
-        if now >= item.deadline:
+        if self._looked_after_deadline(item, now):
             self._resolve_at_deadline(item)
+
+    def _looked_after_deadline(self, item: Expectation | Absence, now: float) -> bool:
+        """A wait ends by its deadline only once a read started after it: a line already visible at
+        the deadline but not yet read must count (else "not seen after 20 s" would be untrue by up
+        to a read interval). Bounded: when no read can start within one interval of the deadline (a
+        429 pause, a failing API), the wait ends anyway, for the caller's deadline is a promise."""
+        if now < item.deadline:
+            return False
+        return self._last_read >= item.deadline or now >= item.deadline + self._min_interval
+
+    def _next_deadline_check(self, now: float) -> float | None:
+        """When the poller must look at the pending waits again without a read (see above)."""
+        moments = [
+            item.deadline if now < item.deadline else item.deadline + self._min_interval
+            for item in self._pending
+        ]
+        return min((m for m in moments if m > now), default=None)
 
     def _resolve_at_deadline(self, item: Expectation | Absence) -> None:
         if item.done:
@@ -427,7 +445,7 @@ class LogWatcher:
                 now = self._clock()
                 next_read = max(self._last_read + self._min_interval, self._backoff_until)
                 if now < next_read:
-                    soonest = min((item.deadline for item in self._pending), default=next_read)
+                    soonest = self._next_deadline_check(now) or next_read
                     self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
                     continue
                 self._refresh_requested = False

@@ -365,8 +365,11 @@ def smoke_logs(
             f"  or: {gcloud_logging_read(smoke_env.project, filter_)}"
         )
 
-    # Under pytest-xdist each worker polls on its own: the budget is shared between them.
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    # Under pytest-xdist each worker polls on its own: the budget is shared between them. Asked of
+    # this process's own config: a suite started by a test under xdist inherits the environment
+    # variables, but not the workers (it polled at half its budget).
+    workerinput = getattr(request.config, "workerinput", {})
+    workers = int(workerinput.get("workercount", 1) or 1)
     watcher = LogWatcher(
         CloudLoggingSource(client, smoke_env.project),
         _base_filter(smoke_env, smoke_target),
@@ -539,6 +542,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ]
         logs = {
             "entries_list_calls": stats.reads,
+            "read_budget_per_minute": watcher.budget_per_minute,
             "throttled": stats.throttled,
             "lines_seen": len(watcher.lines()),
             "max_ingestion_lag_s": round(stats.max_lag_seconds, 3),
