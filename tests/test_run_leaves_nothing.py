@@ -70,6 +70,15 @@ class Service:
             return True
         return any(end in text for text in ours for end in QUEUE_ENDS)
 
+    def lines_about(self, thread_ids: list[str]) -> str:
+        """The stack's log lines naming these threads, with when each became visible: for a failure."""
+        return "\n".join(
+            f"  {s.entry.get('timestamp')} visible at {s.visible_at:.3f}: "
+            f"{str(s.entry.get('textPayload', ''))[:160]}"
+            for s in self.stack.logging.store
+            if any(t in str(s.entry.get("textPayload", "")) for t in thread_ids)
+        )
+
     def as_user(self, user_id: str, path: str) -> httpx.Response:
         headers = {"x-dev-bypass": "1", "x-user-id": user_id}
         return httpx.get(f"{self.stack.service_url}{path}", headers=headers, timeout=30)
@@ -170,7 +179,7 @@ def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, t
                 what="the run to archive a thread",
                 interval=0.05,
             )
-            interrupted = time.monotonic()
+            interrupted, interrupted_at = time.monotonic(), time.time()
             process.send_signal(signal.SIGINT)
             code = process.wait(timeout=60)
             took = time.monotonic() - interrupted
@@ -185,7 +194,10 @@ def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, t
     assert processes_with_marker(marker) == []
     assert_nothing_left(service)
     verdict = report.read_text()
-    assert '"exit_status": 2' in verdict and '"cleanup_problems": []' in verdict, verdict
+    assert '"exit_status": 2' in verdict and '"cleanup_problems": []' in verdict, (
+        f"{verdict}\nCtrl-C at {interrupted_at:.3f}, {took:.1f} s to exit; the stack's lines of the run's threads:\n"
+        + service.lines_about([t for t, _, _ in service.smoke_threads()])
+    )
 
 
 def test_ctrl_c_during_a_creation_is_held_until_the_creation_ends() -> None:
@@ -256,3 +268,29 @@ def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) ->
         for t in threads
     )
     assert took < 2.0 + 3.0, f"three users' teardown took {took:.1f} s with a grace of 2 s"
+
+
+@pytest.mark.slow
+def test_an_archive_cut_short_is_waited_for_only_if_the_thread_says_archived(service: Service) -> None:
+    """Ctrl-C can land while a PATCH is on its way: it may or may not have reached the service. The
+    thread, asked before it is deleted, tells which; a Ctrl-C run once waited 20 s for the end of a
+    consolidation that never started, then reported it as possibly still writing."""
+    user_id = f"smoke-cut-{uuid.uuid4().hex[:8]}"
+    headers = {"x-dev-bypass": "1", "x-user-id": user_id}
+    user = SmokeUser(user_id, ServiceClient(service.stack.service_url, headers, "cut"), per_run=True)
+    try:
+        never_sent = user.new_thread("cut short before the service saw it", "Docker")
+        answered = user.new_thread("archived, answered", "Kubernetes")
+        unread = user.new_thread("archived, the answer never read", "Terraform")
+        contract.archive_thread(user.client, answered)
+        contract.archive_thread(user.client, unread)
+        patch = next(t for t in reversed(user.client.timings) if t.path == contract.thread_path(unread))
+        cut_short = [
+            replace(patch, status=None),
+            replace(patch, path=contract.thread_path(never_sent), status=None),
+        ]
+        user.client.timings[:] = [t for t in user.client.timings if t is not patch] + cut_short
+        assert sorted(user.archive_requested()) == sorted([answered, unread])
+    finally:
+        clean_up([user])
+        user.client.close()
