@@ -15,6 +15,7 @@ from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
 from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogWatcher, throttle_backoff
+from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
 
@@ -160,14 +161,14 @@ def test_a_line_visible_at_the_deadline_but_not_yet_read_still_counts(api: tuple
     expired 2 s after the last read, 2 s before the next one, so nobody looked. A wait now ends by
     its deadline only after a read that started at or after it."""
     logging_api, server = api
-    watcher = watcher_for(server, budget=12)  # one read every 5 s
+    watcher = watcher_for(server, pacer=ReadPacer(12, burst=1))  # no burst: one read every 5.5 s
     try:
         _read_once(watcher)
         waiting = watcher.expect_later("archive.enqueued", {"thread_id": "late"}, timeout=1.0)
         emit(logging_api, ENQUEUED.format("late"))  # visible before the deadline, read after it
         started = time.monotonic()
         assert waiting.result().fields["thread_id"] == "late"
-        assert time.monotonic() - started < 5.0 + 2.0, "the last look comes at the next read"
+        assert time.monotonic() - started < 5.5 + 2.0, "the last look comes at the next read"
     finally:
         watcher.close()
 
@@ -176,7 +177,7 @@ def test_an_absence_is_judged_on_a_read_made_after_its_window(api: tuple) -> Non
     """The same for an absence: a second line visible within the window, but not yet read when the
     window closed, must fail it (it used to pass unseen)."""
     logging_api, server = api
-    watcher = watcher_for(server, budget=12)
+    watcher = watcher_for(server, pacer=ReadPacer(12, burst=1))
     try:
         _read_once(watcher)
         absent = watcher.expect_absent("archive.enqueued", {"thread_id": "twice"}, window=1.0)
@@ -192,25 +193,27 @@ def test_a_wait_ends_one_read_interval_past_its_deadline_when_no_read_can_start(
     within one read interval of its deadline, and says the read failed."""
     logging_api, server = api
     logging_api.quota = ReadQuota(per_minute=None, refuse_share=1.0)
-    watcher = watcher_for(server, budget=60, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
+    pacer = ReadPacer(60)
+    watcher = watcher_for(server, pacer=pacer, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
     try:
         started = time.monotonic()
         with pytest.raises(LogExpectationFailed, match="last read failed") as failure:
             watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=1.0)
         took = time.monotonic() - started
-        assert 1.0 <= took < 1.0 + 1.0 + 0.8, f"{took:.1f} s\n{failure.value}"
+        assert 1.0 <= took < 1.0 + pacer.steady_interval + 0.8, f"{took:.1f} s\n{failure.value}"
     finally:
         watcher.close()
 
 
 def test_reads_stay_within_the_budget_and_stop_when_nobody_waits(api: tuple) -> None:
     logging_api, server = api
-    watcher = watcher_for(server, budget=30)  # one read every 2 s
+    watcher = watcher_for(server, budget=30)  # a burst of 10 one second apart, then one every 3 s
     try:
         with pytest.raises(LogExpectationFailed):
             watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=5)
         calls = len(logging_api.stats.list_calls)
-        assert 2 <= calls <= 4, f"{calls} reads in 5 s with a budget of 30/min"
+        # One a second for 5 s, and the last look after the deadline.
+        assert 2 <= calls <= 7, f"{calls} reads in 5 s with a budget of 30/min"
         deadline = time.monotonic() + 2.5  # nobody waits now: no further read may happen
         while time.monotonic() < deadline:
             assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"

@@ -4,7 +4,8 @@ Entries become visible seconds after their timestamp and out of order, so a poll
 ``timestamp > last seen`` loses lines. Every poll re-reads from a lookback longer than the ingestion
 lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test asked still count.
 The poller reads only while someone waits, and never faster than the read budget allows (the real
-project quota is 60 reads per minute, shared with everyone reading the project's logs).
+project quota is 60 reads per minute, shared with everyone reading the project's logs; see
+:mod:`read_pacing`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from cloudrun_smoke.excerpt import one_line
 from cloudrun_smoke.patterns import FAILURES_FOR, LogPattern, pattern
+from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
 _TEXT_LEVEL = re.compile(r"\b(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
@@ -161,6 +163,7 @@ class LogWatcher:
         is_throttled: Callable[[Exception], bool] = lambda e: False,
         clock: Callable[[], float] = time.monotonic,
         catalogue: Mapping[str, LogPattern] | None = None,
+        pacer: ReadPacer | None = None,
     ) -> None:
         self.base_filter = base_filter
         self.start = start
@@ -168,7 +171,7 @@ class LogWatcher:
         self.budget_per_minute = budget_per_minute
         self.expectations: list[Expectation] = []
         self._source = source
-        self._min_interval = 60.0 / budget_per_minute
+        self._pacer = pacer or ReadPacer(budget_per_minute)
         self._lookback = timedelta(seconds=lookback_seconds)
         self._explore_hint = explore_hint
         self._is_throttled = is_throttled
@@ -353,12 +356,12 @@ class LogWatcher:
         429 pause, a failing API), the wait ends anyway, for the caller's deadline is a promise."""
         if now < item.deadline:
             return False
-        return self._last_read >= item.deadline or now >= item.deadline + self._min_interval
+        return self._last_read >= item.deadline or now >= item.deadline + self._pacer.steady_interval
 
     def _next_deadline_check(self, now: float) -> float | None:
         """When the poller must look at the pending waits again without a read (see above)."""
         moments = [
-            item.deadline if now < item.deadline else item.deadline + self._min_interval
+            item.deadline if now < item.deadline else item.deadline + self._pacer.steady_interval
             for item in self._pending
         ]
         return min((m for m in moments if m > now), default=None)
@@ -399,11 +402,13 @@ class LogWatcher:
         """One read (possibly several pages) of everything within the lookback; new lines are kept."""
         filter_ = self.current_filter()
         self._last_read = self._clock()
+        self._pacer.spend(self._last_read)
+        issued = time.time()  # a read's time is when it was sent: the quota counts requests
         try:
             lines, pages = self._source.read(filter_)
         except Exception as e:  # the watcher must keep going; waiters get the error in their report
             self.stats.reads += 1
-            self.stats.read_times.append(time.time())
+            self.stats.read_times.append(issued)
             if self._is_throttled(e):
                 self.stats.throttled += 1
                 self._consecutive_throttles += 1
@@ -414,7 +419,7 @@ class LogWatcher:
                 self._cond.notify_all()
             return
         self.stats.reads += pages
-        self.stats.read_times.append(time.time())
+        self.stats.read_times.append(issued)
         self._last_error = ""
         self._consecutive_throttles = 0
         with self._cond:
@@ -443,7 +448,7 @@ class LogWatcher:
                 if not self._pending and not self._refresh_requested:
                     continue
                 now = self._clock()
-                next_read = max(self._last_read + self._min_interval, self._backoff_until)
+                next_read = max(self._pacer.next_read(now), self._backoff_until)
                 if now < next_read:
                     soonest = self._next_deadline_check(now) or next_read
                     self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
