@@ -56,6 +56,11 @@ def local_config(tmp_path: Path, settings: str) -> Path:
     return path
 
 
+def run_window(tmp_path: Path, *args: str, env: dict[str, str]) -> SuiteRun:
+    """``pytest smoke/ -q --env local -m window ARGS``: the window checks only."""
+    return run_smoke(tmp_path, "-q", "--env", "local", "-m", "window", *args, env=env)
+
+
 def assert_only_fails(
     run: SuiteRun,
     failing: str,
@@ -84,7 +89,7 @@ def assert_only_fails(
 @pytest.mark.parametrize("variant", ["", "json-logs"])
 def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, tmp_path: Path) -> None:
     """Also when every line is JSON (``jsonPayload.message``) instead of text."""
-    run = run_smoke(tmp_path, "-q", "--env", "local", "-m", "window", env={"SMOKE_LOCAL_FAULTS": variant})
+    run = run_window(tmp_path, env={"SMOKE_LOCAL_FAULTS": variant})
     assert run.returncode == 0, run.output
     assert {k: run.outcomes.get(v) for k, v in CHECKS.items()} == dict.fromkeys(CHECKS, "passed"), run.output
     assert len(run.outcomes) == len(CHECKS)  # the window checks only: no scenario, no other check
@@ -209,16 +214,7 @@ def test_every_window_check_is_proven_by_a_fault() -> None:
 @pytest.mark.parametrize("case", FAULTS, ids=[f.id for f in FAULTS])
 def test_a_window_fault_fails_its_check(case: WindowFault, tmp_path: Path) -> None:
     config = local_config(tmp_path, case.settings)
-    run = run_smoke(
-        tmp_path,
-        "-q",
-        "--env",
-        "local",
-        "-m",
-        "window",
-        f"--smoke-config={config}",
-        env={"SMOKE_LOCAL_FAULTS": case.fault},
-    )
+    run = run_window(tmp_path, f"--smoke-config={config}", env={"SMOKE_LOCAL_FAULTS": case.fault})
     assert run.returncode == 1, run.output
     assert_only_fails(run, case.failing, case.figure, case.message, case.skipped)
 
@@ -241,13 +237,8 @@ def test_memory_creep_fails_the_memory_check(tmp_path: Path) -> None:
             return peak if peak >= 0.85 else None
 
         wait_until(crept, timeout=60, what="memory utilization past 85 %", interval=0.5)
-        run = run_smoke(
+        run = run_window(
             tmp_path,
-            "-q",
-            "--env",
-            "local",
-            "-m",
-            "window",
             env={
                 "SMOKE_RUN_API_ENDPOINT": stack.run_api_endpoint,
                 "SMOKE_LOGGING_API_ENDPOINT": stack.logging_api_endpoint,
