@@ -68,6 +68,18 @@ def test_malformed_config(tmp_path: Path) -> None:
     assert_one_clear_line(proc, "[env.prod].log_deadline: expected a positive number, got 'soon'")
 
 
+@pytest.mark.parametrize("option", ["--env=local", "--smoke-report=verdict.json", "--rollback-on-failure"])
+def test_a_smoke_run_split_between_xdist_workers_is_refused(option: str, tmp_path: Path) -> None:
+    """Under -n each worker started its own stack and scenarios, and no verdict, summary or rollback
+    happened, without a word. Refused before anything starts."""
+    config = (ROOT / "smoke.toml").read_text()
+    started = time.monotonic()
+    proc = smoke(tmp_path, config, "-n", "2", option, env={"SMOKE_ENV": "local"})
+    assert_one_clear_line(proc, "the smoke suite runs in one process; drop -n (pytest-xdist)")
+    assert option.split("=")[0] in proc.stdout + proc.stderr
+    assert time.monotonic() - started < 30, "it started something before refusing"
+
+
 def test_a_real_environment_without_credentials(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -139,9 +139,35 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "run_verdict: judges the whole run; runs after every other check")
     redaction.install()  # before any library logs a header: --log-level=DEBUG must not print tokens
+    _refuse_xdist(config)
     config.stash[RESULTS_KEY] = {}
     config.stash[FIGURES_KEY] = Figures()
     config.pluginmanager.register(_ResultCollector(config.stash[RESULTS_KEY]), "cloudrun-smoke-results")
+
+
+# Options only a smoke run carries: given with ``-n``, the run is a smoke run split between workers.
+_SMOKE_RUN_OPTIONS = {
+    "smoke_env": "--env",
+    "smoke_report": "--smoke-report",
+    "smoke_rollback_on_failure": "--rollback-on-failure",
+}
+
+
+def _refuse_xdist(config: pytest.Config) -> None:
+    """A smoke run is one process. Under pytest-xdist each worker would start its own scenarios (and,
+    locally, its own stack: another revision), and the verdict, the summary and the rollback, which
+    judge the whole run, would silently not happen. Its scenarios already overlap their waits."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if getattr(config.option, "dist", "no") == "no":
+        return
+    given = [flag for dest, flag in _SMOKE_RUN_OPTIONS.items() if config.getoption(dest, None)]
+    if given:
+        raise pytest.UsageError(
+            f"the smoke suite runs in one process; drop -n (pytest-xdist) from this run ({given[0]} "
+            "given): each worker would start its own scenarios and stack, and the verdict, the summary "
+            "and --rollback-on-failure need the whole run. Its log waits already overlap."
+        )
 
 
 def _resolve_environment(config: pytest.Config) -> Environment:
@@ -365,9 +391,9 @@ def smoke_logs(
             f"  or: {gcloud_logging_read(smoke_env.project, filter_)}"
         )
 
-    # Under pytest-xdist each worker polls on its own: the budget is shared between them. Asked of
-    # this process's own config: a suite started by a test under xdist inherits the environment
-    # variables, but not the workers (it polled at half its budget).
+    # Under pytest-xdist (not refused when only SMOKE_ENV says this is a smoke run) each worker polls
+    # on its own: the budget is shared between them. Asked of this process's own config: a suite
+    # started by a test under xdist inherits its variables, not its workers (it polled at half budget).
     workerinput = getattr(request.config, "workerinput", {})
     workers = int(workerinput.get("workercount", 1) or 1)
     watcher = LogWatcher(
