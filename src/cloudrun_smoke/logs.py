@@ -168,7 +168,6 @@ class LogWatcher:
         self.base_filter = base_filter
         self.start = start
         self.stats = WatcherStats()
-        self.budget_per_minute = budget_per_minute
         self.expectations: list[Expectation] = []
         self._source = source
         self._pacer = pacer or ReadPacer(budget_per_minute)
@@ -191,6 +190,10 @@ class LogWatcher:
         self._thread.start()
 
     # -- public API --------------------------------------------------------------------------------------
+    @property
+    def budget_per_minute(self) -> int:
+        return self._pacer.per_minute
+
     def pattern(self, name: str) -> LogPattern:
         return pattern(name, self._catalogue)
 
