@@ -166,7 +166,10 @@ def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, t
     environ = clean_environ()
     with (tmp_path / "output.txt").open("w") as output:
         process = subprocess.Popen(
-            smoke_argv("--env", "local", f"--smoke-report={report}"),
+            # Not the SLO checks: with every consolidation 2 s late on a busy machine they fail and
+            # the run can reach its teardown (where a first Ctrl-C waits for the queue) before the
+            # signal lands; this test is about Ctrl-C, not about queue time.
+            smoke_argv("--env", "local", f"--smoke-report={report}", "--deselect", "smoke/test_slo.py"),
             cwd=ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
