@@ -126,9 +126,7 @@ def test_the_404_diagnosis_reads_instance_method_url_status_and_trace(
 
 
 # -- (b) the emulator ------------------------------------------------------------------------------------------
-def emulator_entries(
-    api: LoggingApi, endpoint: str, filter_: str, page_size: int = 50
-) -> list[dict[str, Any]]:
+def emulator_entries(endpoint: str, filter_: str, page_size: int = 50) -> list[dict[str, Any]]:
     body = {"resourceNames": [f"projects/{PROJECT}"], "filter": filter_, "pageSize": page_size}
     return httpx.post(f"{endpoint}/v2/entries:list", json=body, timeout=10).json().get("entries", [])
 
