@@ -16,8 +16,10 @@ from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# Maps whose keys are data, not schema: only their values' types are compared.
-FREE_MAPS = (".labels", ".jsonPayload", ".limits", ".annotations")
+# Maps whose keys are data, not schema (an entry's own labels, the service's JSON, resource limits):
+# only their values' types are compared. A monitored resource's or a metric's labels are schema.
+FREE_MAPS = ("$.labels", "$.jsonPayload")
+FREE_MAP_SUFFIXES = (".limits", ".annotations")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def shape_differences(
             f"{path}: Google sends {_kind(google)} {_show(google)}, the emulator {_kind(emulator)} {_show(emulator)}"
         ]
     if isinstance(google, dict):
-        free = path.replace("[]", "").endswith(FREE_MAPS)
+        free = path in FREE_MAPS or path.endswith(FREE_MAP_SUFFIXES)
         for key in sorted(google.keys() - emulator.keys()):
             if not free and key not in optional:
                 found.append(
