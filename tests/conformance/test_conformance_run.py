@@ -19,7 +19,7 @@ from cloudrun_smoke.discovery import _ready, discover
 from cloudrun_smoke.local.json_api import JsonApiServer, Request, route
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
-from cloudrun_smoke.rollback import RevisionInfo, RollbackPlan, apply_rollback
+from cloudrun_smoke.rollback import RevisionInfo, RollbackPlan, RollbackRefused, apply_rollback, plan_rollback
 from cloudrun_smoke.waiting import wait_until
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
@@ -48,6 +48,7 @@ class FixtureRunApi:
             route("GET", services, lambda r: (200, self.service)),
             route("PATCH", services, self._patch),
             route("GET", services + "/revisions/{revision}", self._revision),
+            route("GET", services + "/revisions", self._revisions),
             route("GET", operation, lambda r: (200, load("run_operation_update_service_done").payload)),
             route(
                 "POST",
@@ -61,6 +62,13 @@ class FixtureRunApi:
         body = copy.deepcopy(load("run_revision_failed" if name == BAD else "run_revision_ready").payload)
         body["name"] = f"{NAME}/revisions/{name}"
         return 200, body
+
+    def _revisions(self, request: Request) -> tuple[int, Any]:
+        """ListRevisions, newest first: the two ready revisions (the older one created 5 days before)."""
+        _, newest = self._revision(Request("GET", "", {}, None, {"revision": NEW}))
+        _, older = self._revision(Request("GET", "", {}, None, {"revision": OLD}))
+        older["createTime"] = older["updateTime"] = "2026-11-20T16:12:09.220418Z"
+        return 200, {"revisions": [newest, older]}
 
     def _patch(self, request: Request) -> tuple[int, Any]:
         self.patches.append(request.body)
@@ -167,6 +175,24 @@ def test_revisions_ready_and_failed(served: tuple[FixtureRunApi, str]) -> None:
     failed = revisions.get_revision(name=f"{NAME}/revisions/{BAD}")
     ready, message = _ready(failed.conditions)
     assert not ready and "failed to start and listen on the port" in message
+
+
+@pytest.mark.parametrize("served", ["run_service_latest_100"], indirect=True)
+@pytest.mark.xfail(strict=True, reason=POINT_1)
+def test_a_rollback_plan_from_latest_at_100(served: tuple[FixtureRunApi, str]) -> None:
+    _, endpoint = served
+    plan = plan_rollback(env(endpoint), *clients(endpoint))
+    assert (plan.serving, plan.target.name) == (NEW, OLD)
+
+
+@pytest.mark.parametrize("served", ["run_service_latest_100"], indirect=True)
+@pytest.mark.xfail(strict=True, reason=POINT_1)
+def test_a_rollback_to_the_revision_latest_already_serves_is_refused(
+    served: tuple[FixtureRunApi, str],
+) -> None:
+    _, endpoint = served
+    with pytest.raises(RollbackRefused, match="already serves 100 %"):
+        plan_rollback(env(endpoint), *clients(endpoint), to=NEW)
 
 
 @pytest.mark.parametrize("served", ["run_service_latest_100"], indirect=True)
