@@ -3,6 +3,7 @@ REST shapes that ``run_v2`` parses."""
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterable
@@ -179,9 +180,11 @@ class RunState:
             return [s for s in self._services.values() if (s.project, s.region) == (project, region)]
 
 
-def _condition(ready: bool, message: str, when: datetime, reconciling: bool = False) -> dict[str, Any]:
+def _condition(
+    ready: bool, message: str, when: datetime, reconciling: bool = False, type_: str = "Ready"
+) -> dict[str, Any]:
     state = "CONDITION_RECONCILING" if reconciling else "CONDITION_SUCCEEDED" if ready else "CONDITION_FAILED"
-    condition: dict[str, Any] = {"type": "Ready", "state": state, "lastTransitionTime": format_rfc3339(when)}
+    condition: dict[str, Any] = {"type": type_, "state": state, "lastTransitionTime": format_rfc3339(when)}
     if message:
         condition["message"] = message
     return condition
@@ -200,9 +203,26 @@ def _container(spec: RevisionSpec) -> dict[str, Any]:
     return {
         "image": spec.image,
         "env": env,
-        "resources": {"limits": {"memory": spec.memory, "cpu": spec.cpu}},
+        # Cloud Run's defaults as its API reports them (a google_cloud_run_v2_service state read back
+        # from the API: cpu_idle true, a TCP startup probe on the port, 240 s / 240 s / 1).
+        "resources": {"limits": {"memory": spec.memory, "cpu": spec.cpu}, "cpuIdle": True},
         "ports": [{"name": "http1", "containerPort": 8080}],
+        "startupProbe": _DEFAULT_STARTUP_PROBE,
     }
+
+
+_DEFAULT_STARTUP_PROBE = {
+    "timeoutSeconds": 240,
+    "periodSeconds": 240,
+    "failureThreshold": 1,
+    "tcpSocket": {"port": 8080},
+}
+_DEFAULT_CONCURRENCY = 80
+
+
+def _etag(resource_name: str, generation: int) -> str:
+    """Opaque and quoted like Cloud Run's; changes with the generation."""
+    return '"' + base64.urlsafe_b64encode(f"{generation}/{resource_name}".encode()).decode().rstrip("=") + '"'
 
 
 def revision_json(service: Service, revision: Revision) -> dict[str, Any]:
@@ -214,9 +234,11 @@ def revision_json(service: Service, revision: Revision) -> dict[str, Any]:
         "generation": "1",
         "createTime": format_rfc3339(revision.create_time),
         "updateTime": format_rfc3339(revision.create_time),
+        "launchStage": "GA",
         "service": service.name,
         "containers": [_container(spec)],
         "scaling": {"minInstanceCount": spec.min_instances, "maxInstanceCount": spec.max_instances},
+        "maxInstanceRequestConcurrency": _DEFAULT_CONCURRENCY,
         "timeout": f"{spec.timeout_seconds}s",
         "conditions": [_condition(revision.ready, revision.failure_message, revision.create_time)],
         "observedGeneration": "1",
@@ -226,6 +248,7 @@ def revision_json(service: Service, revision: Revision) -> dict[str, Any]:
             f"{project}&resource=cloud_run_revision/service_name/{service.name}/revision_name/{revision.name}"
             f"&location={region}"
         ),
+        "etag": _etag(service.revision_resource_name(revision.name), 1),
     }
 
 
@@ -245,6 +268,8 @@ def service_json(service: Service) -> dict[str, Any]:
         "generation": str(service.generation),
         "createTime": format_rfc3339(service.create_time),
         "updateTime": format_rfc3339(service.update_time),
+        "ingress": "INGRESS_TRAFFIC_ALL",
+        "launchStage": "GA",
         "template": {
             "containers": [_container(template)],
             "scaling": {
@@ -252,16 +277,23 @@ def service_json(service: Service) -> dict[str, Any]:
                 "maxInstanceCount": template.max_instances,
             },
             "timeout": f"{template.timeout_seconds}s",
+            "maxInstanceRequestConcurrency": _DEFAULT_CONCURRENCY,
         },
         "traffic": [_traffic_json(t, service, status=False) for t in service.traffic],
         "trafficStatuses": [_traffic_json(t, service, status=True) for t in service.resolved_traffic()],
         "observedGeneration": str(service.generation - (1 if service.reconciling else 0)),
         "terminalCondition": _condition(not failed, message, service.create_time, service.reconciling),
-        "conditions": [_condition(not failed, message, service.create_time, service.reconciling)],
+        # Ready is the terminal condition; the others are RoutesReady and ConfigurationsReady (as read
+        # back from the API in a google_cloud_run_v2_service state).
+        "conditions": [
+            _condition(True, "", service.create_time, type_="RoutesReady"),
+            _condition(not failed, message, service.create_time, type_="ConfigurationsReady"),
+        ],
         "reconciling": service.reconciling,
         "uri": service.uri,
         "urls": [service.uri] if service.uri else [],
     }
+    body["etag"] = _etag(service.resource_name, service.generation)
     if latest_created:
         body["latestCreatedRevision"] = service.revision_resource_name(latest_created.name)
     if latest_ready:
