@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from cloudrun_smoke import __version__
+from cloudrun_smoke import __version__, cloud_run_iam
 from cloudrun_smoke.excerpt import one_line
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -204,7 +204,9 @@ def describe_response(response: httpx.Response, limit: int = 300) -> str:
         body += f" ({len(response.content)} bytes)"
     content_type = response.headers.get("content-type", "?")
     status = f"{response.status_code} {response.reason_phrase}".rstrip()
-    return f"{request.method} {request.url} → {status} ({content_type}): {body or '(empty body)'}"
+    said = f"{request.method} {request.url} → {status} ({content_type}): {body or '(empty body)'}"
+    iam = cloud_run_iam.explain(response)
+    return f"{said}\n{iam}" if iam else said
 
 
 def expect_json(response: httpx.Response, status: int | tuple[int, ...], what: str) -> Any:

@@ -69,6 +69,7 @@ class LocalStackConfig:
     burst_length: int = 10  # stack:5xx-burst: this many consecutive requests answered 500 ...
     burst_every: int = 100  # ... at the end of every this many
     require_invoker: bool = False  # a private service: the front end wants an ID token (Cloud Run IAM)
+    invokers: tuple[str, ...] | None = None  # identities holding roles/run.invoker; None: any identity
 
 
 class LocalStack:
@@ -127,9 +128,8 @@ class LocalStack:
             self._front_end = FrontEnd(self.state, self.service, self._backends_of, self.logging).start()
             self.service.uri = self._front_end.url
             if self.config.require_invoker:
-                self._front_end.invoker_check = InvokerCheck(
-                    lambda: {self.service_url, *self.tag_urls.values()}
-                )
+                # The service's URL is the audience Cloud Run accepts, on every URL (tag URLs too).
+                self._front_end.invoker_check = InvokerCheck(lambda: {self.service_url}, self.config.invokers)
             self._front_end.metrics = self.metrics
             if F.ERROR_BURST in self.stack_faults:
                 self._front_end.error_burst = ErrorBurst(self.config.burst_length, self.config.burst_every)
