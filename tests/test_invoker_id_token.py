@@ -195,3 +195,17 @@ def test_without_a_token_the_private_service_answers_403(tmp_path: Path) -> None
     env = load_config(private_config(tmp_path)).environment("local", {})
     with stack_for(env) as stack:
         assert httpx.get(stack.service_url + "/api/health").status_code == 403
+
+
+def test_the_audience_is_the_service_url_unless_a_custom_one_is_configured(tmp_path: Path) -> None:
+    """Through a tag URL or --service-url, the token is still for the service's URL (custom audiences
+    page: the Google-generated URL is always accepted); id_token_audience names a custom audience."""
+    from cloudrun_smoke.auth import id_token_audience
+    from cloudrun_smoke.config import load_config
+
+    env = load_config(ROOT / "smoke.toml").environment("prod", {})
+    service, tag = "https://svc-abc-uc.a.run.app", "https://canary---svc-abc-uc.a.run.app"
+    assert id_token_audience(env.with_overrides(id_token_audience=""), service, tag) == service
+    custom = env.with_overrides(id_token_audience="https://api.example.com")
+    assert id_token_audience(custom, service, tag) == "https://api.example.com"
+    assert id_token_audience(env.with_overrides(id_token_audience=""), "", tag) == tag, "no service URL known"
