@@ -209,3 +209,17 @@ def test_the_audience_is_the_service_url_unless_a_custom_one_is_configured(tmp_p
     custom = env.with_overrides(id_token_audience="https://api.example.com")
     assert id_token_audience(custom, service, tag) == "https://api.example.com"
     assert id_token_audience(env.with_overrides(id_token_audience=""), "", tag) == tag, "no service URL known"
+
+
+@pytest.mark.slow
+def test_without_an_invoker_the_failure_names_cloud_run_iam_and_what_to_check(tmp_path: Path) -> None:
+    """An on-call engineer must see that Google's front end refused, not the application."""
+    config = private_config(tmp_path)
+    config.write_text(config.read_text().replace('invoker = "id-token"\n', "", 1))
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "health_endpoint")
+    assert run.returncode == 1, run.output
+    message = run.messages["test_health.py::test_health_endpoint_answers_as_configured"]
+    first = message.splitlines()[0]
+    assert "→ 403 Forbidden (Google's HTML page): Cloud Run IAM refused the request before it" in first
+    assert "roles/run.invoker" in first and "no ID token" in first
+    assert "troubleshooting#unauthorized-client" in message

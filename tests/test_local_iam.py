@@ -33,6 +33,7 @@ PROJECT = "iam-test"
 INVOKER = "smoke@iam-test.iam.gserviceaccount.com"
 OUTSIDER = "someone@iam-test.iam.gserviceaccount.com"
 REQUESTS = f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests"
+CUSTOM = "https://api.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,7 @@ def stack() -> Iterator[LocalStack]:
         reconcile_delay=0.05,
         require_invoker=True,
         invokers=(INVOKER,),
+        custom_audiences=(CUSTOM,),
     )
     with LocalStack(config) as stack:
         yield stack
@@ -132,6 +134,22 @@ def test_through_a_tag_url_the_audience_is_the_service_url(stack: LocalStack) ->
     tag_url = stack.tag_url("canary")
     assert call(tag_url, token(stack.service_url)).json()["revision"] == stack.candidate_revision
     assert call(tag_url, token(tag_url)).status_code == 401, "a tag URL is not a documented audience"
+
+
+def test_a_custom_audience_is_accepted_on_every_url_and_reported_by_the_admin_api(stack: LocalStack) -> None:
+    """ "Setting custom audiences for Cloud Run is done at the service level and applies to all serving
+    revisions" (custom audiences page); the v2 Service reports them in ``customAudiences``."""
+    from google.cloud import run_v2
+
+    assert call(stack.service_url, token(CUSTOM)).status_code == 200
+    assert call(stack.tag_url("canary"), token(CUSTOM)).status_code == 200
+    services = run_v2.ServicesClient(
+        transport="rest",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": stack.run_api_endpoint},
+    )
+    service = services.get_service(name=f"projects/{PROJECT}/locations/us-central1/services/tiny")
+    assert list(service.custom_audiences) == [CUSTOM]
 
 
 def test_x_serverless_authorization_is_the_one_checked_when_present(stack: LocalStack) -> None:

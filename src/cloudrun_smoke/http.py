@@ -197,16 +197,18 @@ class ServiceClient:
 
 
 def describe_response(response: httpx.Response, limit: int = 300) -> str:
-    """Status, URL and a one-line excerpt of the body: what an on-call engineer needs to see first."""
+    """Status, URL and a one-line excerpt of the body: what an on-call engineer needs to see first.
+    A refusal by Cloud Run IAM says so instead of quoting Google's HTML page."""
     request = response.request
+    status = f"{response.status_code} {response.reason_phrase}".rstrip()
+    iam = cloud_run_iam.explain(response)
+    if iam:
+        return f"{request.method} {request.url} → {status} (Google's HTML page): {iam}"
     body = one_line(response.text, limit)
     if len(response.content) > limit:
         body += f" ({len(response.content)} bytes)"
     content_type = response.headers.get("content-type", "?")
-    status = f"{response.status_code} {response.reason_phrase}".rstrip()
-    said = f"{request.method} {request.url} → {status} ({content_type}): {body or '(empty body)'}"
-    iam = cloud_run_iam.explain(response)
-    return f"{said}\n{iam}" if iam else said
+    return f"{request.method} {request.url} → {status} ({content_type}): {body or '(empty body)'}"
 
 
 def expect_json(response: httpx.Response, status: int | tuple[int, ...], what: str) -> Any:
