@@ -33,12 +33,15 @@ def test_dev_bypass_is_refused(  # type: ignore[no-untyped-def]
         response = bypass.get("/api/threads/archived/list")
     finally:
         bypass.close()
-    refused_by_iam = explain(response)
-    if refused_by_iam:
+    if explain(response):
+        fix = (
+            "the invoker's token was refused too"
+            if smoke_invoker
+            else f'give the suite an invoker (invoker = "id-token" in [env.{smoke_env.name}])'
+        )
         pytest.fail(
             "the dev bypass was not tested: Cloud Run IAM refused the request before the application saw "
-            f'it; give the suite an invoker (invoker = "id-token" in [env.{smoke_env.name}]). '
-            + describe_response(response)
+            f"it; {fix}. " + describe_response(response)
         )
     assert response.status_code in (401, 403), (
         "a request with x-dev-bypass: 1 and x-user-id but no token must be refused here, got "

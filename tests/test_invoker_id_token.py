@@ -223,3 +223,18 @@ def test_without_an_invoker_the_failure_names_cloud_run_iam_and_what_to_check(tm
     assert "→ 403 Forbidden (Google's HTML page): Cloud Run IAM refused the request before it" in first
     assert "roles/run.invoker" in first and "no ID token" in first
     assert "troubleshooting#unauthorized-client" in message
+
+
+@pytest.mark.slow
+def test_the_bypass_check_fails_when_cloud_run_iam_refused_its_request(tmp_path: Path) -> None:
+    """No invoker configured on a private service: IAM's 403 is not the application's refusal."""
+    base = login_config(tmp_path)
+    base.write_text(base.read_text().replace('auth = "login"', 'auth = "bearer"', 1))
+    config = private_config(tmp_path, base)
+    config.write_text(config.read_text().replace('invoker = "id-token"\n', "", 1))
+    env = {"SMOKE_BEARER_TOKEN": app_bearer_token()}
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "bypass", env=env)
+    assert run.returncode == 1, run.output
+    message = run.messages["test_security.py::test_dev_bypass_is_refused"]
+    assert "the dev bypass was not tested: Cloud Run IAM refused the request" in message
+    assert 'give the suite an invoker (invoker = "id-token" in [env.local])' in message
