@@ -15,20 +15,34 @@ from cloudrun_smoke.users import SmokeUser
 pytestmark = pytest.mark.security
 
 
-def test_dev_bypass_is_refused(smoke_env: Environment, smoke_service, smoke_run) -> None:  # type: ignore[no-untyped-def]
+def test_dev_bypass_is_refused(  # type: ignore[no-untyped-def]
+    smoke_env: Environment, smoke_target, smoke_run, smoke_invoker: dict[str, str]
+) -> None:
+    """The bypass alone must be refused by the application. On a private service the request carries
+    the invoker's ID token (X-Serverless-Authorization), so that Cloud Run IAM lets it through: IAM's
+    refusal says nothing about the application."""
     if not smoke_env.checks.dev_bypass_rejected:
         pytest.skip(f"[env.{smoke_env.name}.checks] dev_bypass_rejected = false: not required here")
+    from cloudrun_smoke.auth import dev_bypass_headers
+    from cloudrun_smoke.cloud_run_iam import explain
     from cloudrun_smoke.http import ServiceClient
 
-    bypass = ServiceClient(
-        smoke_service.base_url,
-        {"x-dev-bypass": "1", "x-user-id": f"{smoke_run.user_id}-bypass"},
-        smoke_run.run_id,
-    )
+    headers = {**dev_bypass_headers(f"{smoke_run.user_id}-bypass", smoke_run.session_id), **smoke_invoker}
+    bypass = ServiceClient(smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout)
     try:
         response = bypass.get("/api/threads/archived/list")
     finally:
         bypass.close()
+    if explain(response):
+        fix = (
+            "the invoker's token was refused too"
+            if smoke_invoker
+            else f'give the suite an invoker (invoker = "id-token" in [env.{smoke_env.name}])'
+        )
+        pytest.fail(
+            "the dev bypass was not tested: Cloud Run IAM refused the request before the application saw "
+            f"it; {fix}. " + describe_response(response)
+        )
     assert response.status_code in (401, 403), (
         "a request with x-dev-bypass: 1 and x-user-id but no token must be refused here, got "
         + describe_response(response)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from cloudrun_smoke import redaction
+from cloudrun_smoke import cloud_run_iam, redaction
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
 
@@ -27,13 +27,19 @@ def _secret(environ: Mapping[str, str], variable: str, what: str, env: Environme
     return value
 
 
-def login_token(env: Environment, base_url: str, environ: Mapping[str, str]) -> str:
-    """The app's own JWT from ``POST /api/auth/login``; the password never leaves this function."""
+def login_token(
+    env: Environment, base_url: str, environ: Mapping[str, str], invoker: Mapping[str, str] | None = None
+) -> str:
+    """The app's own JWT from ``POST /api/auth/login``; the password never leaves this function.
+    ``invoker``: Cloud Run IAM's headers, for a private service."""
     email = _secret(environ, env.login_email_env, "the smoke account's e-mail", env)
     password = _secret(environ, env.login_password_env, "the smoke account's password", env)
     try:
         response = httpx.post(
-            f"{base_url}/api/auth/login", json={"email": email, "password": password}, timeout=30
+            f"{base_url}/api/auth/login",
+            json={"email": email, "password": password},
+            headers=dict(invoker or {}),
+            timeout=30,
         )
     except httpx.HTTPError as e:
         raise SmokeError(f"login at {base_url}/api/auth/login failed: {type(e).__name__}") from None
@@ -49,9 +55,11 @@ def login_token(env: Environment, base_url: str, environ: Mapping[str, str]) -> 
             else None
         )
     if not isinstance(token, str) or not token:
+        iam = cloud_run_iam.explain(response)
         raise SmokeError(
             f"login as ${env.login_email_env} at {base_url}/api/auth/login was refused "
-            f"(HTTP {response.status_code}); check the account and ${env.login_password_env}"
+            f"(HTTP {response.status_code}); "
+            + (iam if iam else f"check the account and ${env.login_password_env}")
         )
     redaction.register(token)
     return token
@@ -90,31 +98,51 @@ def id_token(env: Environment, audience: str) -> str:
         ) from None
 
 
+def id_token_audience(env: Environment, service_url: str, url: str = "") -> str:
+    """The audience of the ID token Cloud Run IAM checks: ``id_token_audience`` when configured (a
+    custom audience set on the service), else the service's own URL, also when the suite calls a tag
+    URL or a ``--service-url``: "The default Google-generated URL always remains as an accepted audience
+    value" (https://cloud.google.com/run/docs/configuring/custom-audiences); Google documents no tag URL
+    as an audience. ``url`` is the fallback when no service URL is known."""
+    return env.id_token_audience or service_url or url
+
+
+def dev_bypass_headers(user_id: str, session_id: str) -> dict[str, str]:
+    """The application's dev bypass: who the caller claims to be, with no token."""
+    return {"x-dev-bypass": "1", "x-user-id": user_id, "x-session-id": session_id}
+
+
 def auth_headers(
     env: Environment,
     user_id: str,
     session_id: str,
     environ: Mapping[str, str] | None = None,
     base_url: str = "",
+    audience: str = "",
+    invoker: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """The application's own auth for one user, in ``env.auth``'s mode. ``audience``: of an ID token
+    (see ``id_token_audience``); ``invoker``: Cloud Run IAM's headers, which the login request needs
+    too on a private service."""
     environ = os.environ if environ is None else environ
     if env.auth == "none":
         return {}
     if env.auth == "dev-bypass":
-        return {"x-dev-bypass": "1", "x-user-id": user_id, "x-session-id": session_id}
+        return dev_bypass_headers(user_id, session_id)
     if env.auth == "bearer":
         token = _secret(environ, env.bearer_token_env or "SMOKE_BEARER_TOKEN", "a token", env)
         return {"Authorization": f"Bearer {token}"}
     if env.auth == "login":
-        return {"Authorization": f"Bearer {login_token(env, base_url, environ)}"}
+        return {"Authorization": f"Bearer {login_token(env, base_url, environ, invoker or {})}"}
     if env.auth == "id-token":
-        return {"Authorization": f"Bearer {id_token(env, env.id_token_audience or base_url)}"}
+        return {"Authorization": f"Bearer {id_token(env, audience or env.id_token_audience or base_url)}"}
     raise SmokeError(f"auth mode {env.auth!r} is not supported")
 
 
-def invoker_headers(env: Environment, base_url: str) -> dict[str, str]:
+def invoker_headers(env: Environment, audience: str) -> dict[str, str]:
     """Cloud Run IAM for a private service, beside the application's own auth: the ID token goes in
-    ``X-Serverless-Authorization`` so that ``Authorization`` stays the application's."""
+    ``X-Serverless-Authorization`` so that ``Authorization`` stays the application's. ``audience``:
+    see ``id_token_audience``."""
     if env.invoker != "id-token":
         return {}
-    return {"X-Serverless-Authorization": f"Bearer {id_token(env, env.id_token_audience or base_url)}"}
+    return {"X-Serverless-Authorization": f"Bearer {id_token(env, audience)}"}

@@ -51,6 +51,9 @@ class Target:
     secret_env_names: tuple[str, ...]
     candidate_tag: str = ""  # set when a no-traffic candidate is under test, through its tag URL
     revision_create_time: datetime | None = None  # when the revision under test was created (the window)
+    service_url: str = (
+        ""  # the service's own URL (``uri``), whatever ``url`` is called: the ID token's audience
+    )
 
     @property
     def is_candidate(self) -> bool:
@@ -189,4 +192,5 @@ def discover(
         secret_env_names=tuple(sorted(e.name for e in env_vars if e.value_source.secret_key_ref.secret)),
         candidate_tag=candidate_tag,
         revision_create_time=created,
+        service_url=service.uri,
     )

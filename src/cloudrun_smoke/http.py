@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from cloudrun_smoke import __version__
+from cloudrun_smoke import __version__, cloud_run_iam
 from cloudrun_smoke.excerpt import one_line
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -197,13 +197,17 @@ class ServiceClient:
 
 
 def describe_response(response: httpx.Response, limit: int = 300) -> str:
-    """Status, URL and a one-line excerpt of the body: what an on-call engineer needs to see first."""
+    """Status, URL and a one-line excerpt of the body: what an on-call engineer needs to see first.
+    A refusal by Cloud Run IAM says so instead of quoting Google's HTML page."""
     request = response.request
+    status = f"{response.status_code} {response.reason_phrase}".rstrip()
+    iam = cloud_run_iam.explain(response)
+    if iam:
+        return f"{request.method} {request.url} → {status} (Google's HTML page): {iam}"
     body = one_line(response.text, limit)
     if len(response.content) > limit:
         body += f" ({len(response.content)} bytes)"
     content_type = response.headers.get("content-type", "?")
-    status = f"{response.status_code} {response.reason_phrase}".rstrip()
     return f"{request.method} {request.url} → {status} ({content_type}): {body or '(empty body)'}"
 
 

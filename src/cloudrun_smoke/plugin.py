@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cloudrun_smoke import base_url, failure_repr, redaction, users
-from cloudrun_smoke.auth import auth_headers, invoker_headers
+from cloudrun_smoke.auth import auth_headers, id_token_audience, invoker_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
 from cloudrun_smoke.errors import SmokeError
@@ -301,8 +301,24 @@ def smoke_run(smoke_env: Environment, request: pytest.FixtureRequest) -> SmokeRu
 
 
 @pytest.fixture(scope="session")
+def smoke_invoker(smoke_env: Environment, smoke_target: Target) -> dict[str, str]:
+    """Cloud Run IAM's headers for a private service (``invoker = "id-token"``), minted once for the
+    run: the token is for the service, not for a user; {} otherwise."""
+    try:
+        return invoker_headers(
+            smoke_env, id_token_audience(smoke_env, smoke_target.service_url, smoke_target.url)
+        )
+    except SmokeError as e:
+        _fail(e)
+
+
+@pytest.fixture(scope="session")
 def smoke_users(
-    smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun, smoke_logs: LogWatcher
+    smoke_env: Environment,
+    smoke_target: Target,
+    smoke_run: SmokeRun,
+    smoke_logs: LogWatcher,
+    smoke_invoker: dict[str, str],
 ) -> Iterator[Callable[[str], SmokeUser]]:
     """``smoke_users(name)``: the user a scenario acts as; everything each user created is removed at the end.
 
@@ -312,23 +328,25 @@ def smoke_users(
     if not smoke_target.url:
         _fail(SmokeError(f"service {smoke_env.service!r} has no URL yet (is it deployed?)"))
     by_name: dict[str, SmokeUser] = {}
-    invoker: dict[str, str] = {}
+    audience = id_token_audience(smoke_env, smoke_target.service_url, smoke_target.url)
 
     def user(name: str = "") -> SmokeUser:
         key = name if smoke_env.user_is_chosen_by_suite else ""
         if key not in by_name:
             user_id = smoke_run.user_id + (f"-{key}" if key else "")
             try:
-                if not invoker:  # one ID token for the run: it is for the service, not for a user
-                    invoker.update(invoker_headers(smoke_env, smoke_target.url))
-                headers = {
-                    **auth_headers(smoke_env, user_id, smoke_run.session_id, base_url=smoke_target.url),
-                    **invoker,
-                }
+                own = auth_headers(
+                    smoke_env,
+                    user_id,
+                    smoke_run.session_id,
+                    base_url=smoke_target.url,
+                    audience=audience,
+                    invoker=smoke_invoker,
+                )
             except SmokeError as e:
                 _fail(e)
             client = ServiceClient(
-                smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout
+                smoke_target.url, {**own, **smoke_invoker}, smoke_run.run_id, timeout=smoke_env.http_timeout
             )
             if by_name:
                 client.timings = next(iter(by_name.values())).client.timings  # one timing log per run

@@ -119,16 +119,20 @@ def smoke_window_traffic(smoke_env: Environment, smoke_target: Target, request: 
     """On a local stack this run started: simulated users fill the window (once); elsewhere nothing."""
     if not (smoke_env.stack and STACK_KEY in request.config.stash):
         return ""
-    from cloudrun_smoke.auth import auth_headers, invoker_headers
+    from cloudrun_smoke.auth import auth_headers, id_token_audience, invoker_headers
     from cloudrun_smoke.local.traffic import run_background_traffic
 
     url = smoke_target.url
+    audience = id_token_audience(smoke_env, smoke_target.service_url, url)
 
     def headers_for(user_id: str) -> dict[str, str]:
-        return {**auth_headers(smoke_env, user_id, f"session-{user_id}", base_url=url), **invoker}
+        own = auth_headers(
+            smoke_env, user_id, f"session-{user_id}", base_url=url, audience=audience, invoker=invoker
+        )
+        return {**own, **invoker}
 
     try:
-        invoker = invoker_headers(smoke_env, url)
+        invoker = invoker_headers(smoke_env, audience)
         summary = run_background_traffic(
             url,
             users=smoke_env.stack.traffic_users,

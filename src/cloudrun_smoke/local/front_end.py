@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cloudrun_smoke.local.iam import FORBIDDEN_BODY, InvokerCheck
+from cloudrun_smoke.local.iam import InvokerCheck, Refusal
 from cloudrun_smoke.local.log_router import REQUESTS_LOG, RevisionResource, log_name
 from cloudrun_smoke.local.logging_api import LoggingApi
 from cloudrun_smoke.local.metrics import MetricsRecorder
@@ -163,6 +163,7 @@ class _Answer:
     headers: list[tuple[str, str]]
     body: bytes
     declared_length: int | None = None  # the instance's Content-Length when its body was cut short
+    refusal: Refusal | None = None  # Cloud Run IAM's, when it refused the request
 
 
 class FrontEnd:
@@ -246,9 +247,10 @@ class FrontEnd:
         trace_id, sampled = _incoming_trace(handler)
         span = random.getrandbits(64) or 1
         revision, backend = self.choose(tag)
-        refusal = self.invoker_check.refusal(handler.headers) if self.invoker_check else ""
-        if refusal:
-            answer = _Answer(403, [("Content-Type", "text/html; charset=UTF-8")], FORBIDDEN_BODY)
+        refusal = self.invoker_check.refusal(handler.headers) if self.invoker_check else None
+        if refusal is not None:
+            html = [("Content-Type", "text/html; charset=UTF-8")]
+            answer = _Answer(refusal.status, html, refusal.body(handler.path.split("?")[0]), refusal=refusal)
         elif revision is None:
             answer = _Answer(404, [("Content-Type", "text/html; charset=UTF-8")], NOT_FOUND_BODY)
         elif backend is None:
@@ -379,6 +381,8 @@ class FrontEnd:
         }
         if backend is not None:
             entry["labels"] = {"instanceId": backend.instance_id}
+        if answer.refusal is not None:  # Cloud Run logs why IAM refused, with the request
+            entry["textPayload"] = answer.refusal.log_text
         with contextlib.suppress(Exception):
             self._logging.ingest(entry)
         if self.metrics is not None and revision is not None:

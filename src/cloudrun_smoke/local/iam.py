@@ -1,57 +1,167 @@
-"""Cloud Run IAM at the local front end: a private service answers 403 without an invoker's ID token.
+"""Cloud Run IAM at the local front end: a private service admits only an invoker's ID token.
 
-Cloud Run accepts the token in ``Authorization`` or in ``X-Serverless-Authorization`` (which leaves
-``Authorization`` to the application's own auth). Google's signature cannot be checked here: the stack
-checks what a client can get wrong — a token present, well formed, for this service's URL (the
-audience), not expired.
+What Cloud Run answers (sources: Troubleshoot Cloud Run issues, https://cloud.google.com/run/docs/troubleshooting,
+whose anchors the request log entries below link to; real answers and log entries quoted in public
+issues, e.g. google/adk-python#3814 for the 401 page, firebase/firebase-functions-python#193 for the
+403 log entry):
+
+- no credential, or not a bearer one: 403 Forbidden, "Your client does not have permission to get URL
+  <code>/</code> from this server.", request log "The request was not authenticated. Either allow
+  unauthenticated invocations or set the proper Authorization header ... #unauthorized-client";
+- a token Cloud Run cannot verify (not a JWT, not signed by Google, expired, or for another audience):
+  401 Unauthorized, "Your client does not have permission to the requested URL <code>/</code>.",
+  request log "The request was not authorized to invoke this service. The access token could not be
+  verified. ... #401";
+- a valid token of an identity without ``run.routes.invoke`` (``roles/run.invoker``): 403.
+
+The accepted audience is the service's own URL, with or without a trailing slash: "By convention, the
+audience is the full URL of the target service. By default in Cloud Run, this is the Google-generated
+URL for a service ending in run.app ... The default Google-generated URL always remains as an accepted
+audience value" (Set custom audiences (services),
+https://cloud.google.com/run/docs/configuring/custom-audiences). Google documents no tag URL as an
+audience, so it is refused here: a client calling a tag URL mints its token for the service URL.
+
+Cloud Run reads ``X-Serverless-Authorization`` when the request carries it, which leaves
+``Authorization`` to the application, and ``Authorization`` otherwise. Google's signature cannot be
+checked on loopback: tokens are signed with the stack's stand-in key instead (``sign_id_token``), so a
+made-up or altered token is refused the way Google's front end refuses it.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
-FORBIDDEN_BODY = (
-    b"<html><head><title>403 Forbidden</title></head><body><h1>Error: Forbidden</h1>"
-    b"<h2>Your client does not have permission to get URL from this server.</h2></body></html>"
+# The stack's stand-in for Google's ID-token signing keys: not a secret, only a way to tell a token the
+# (stand-in) token endpoint issued from one a client made up or altered.
+STAND_IN_SIGNING_KEY = b"cloudrun-smoke local stack: stand-in for Google's ID token signing keys"
+GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+
+_PAGE = (
+    '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+    "<title>{status} {reason}</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n"
+    "<h1>Error: {reason}</h1>\n<h2>{message}</h2>\n<h2></h2>\n</body></html>\n"
+)
+NOT_AUTHENTICATED_LOG = (
+    "The request was not authenticated. Either allow unauthenticated invocations or set the proper "
+    "Authorization header. Read more at https://cloud.google.com/run/docs/securing/authenticating "
+    "Additional troubleshooting documentation can be found at: "
+    "https://cloud.google.com/run/docs/troubleshooting#unauthorized-client"
+)
+NOT_VERIFIED_LOG = (
+    "The request was not authorized to invoke this service. The access token could not be verified. "
+    "Read more at https://cloud.google.com/run/docs/securing/authenticating Additional troubleshooting "
+    "documentation can be found at: https://cloud.google.com/run/docs/troubleshooting#401"
+)
+NOT_AUTHORIZED_LOG = (
+    "The request was not authorized to invoke this service. Read more at "
+    "https://cloud.google.com/run/docs/securing/authenticating Additional troubleshooting documentation "
+    "can be found at: https://cloud.google.com/run/docs/troubleshooting#401"
 )
 
 
-def _claims(token: str) -> dict[str, object] | None:
+def _html_path(path: str) -> str:
+    return path.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def forbidden_body(path: str) -> bytes:
+    message = (
+        f"Your client does not have permission to get URL <code>{_html_path(path)}</code> from this server."
+    )
+    return _PAGE.format(status=403, reason="Forbidden", message=message).encode()
+
+
+def unauthorized_body(path: str) -> bytes:
+    message = f"Your client does not have permission to the requested URL <code>{_html_path(path)}</code>."
+    return _PAGE.format(status=401, reason="Unauthorized", message=message).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_id_token(claims: Mapping[str, object]) -> str:
+    """An ID token as the stand-in of Google's token endpoint issues it (for tests and ``local up``)."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "local-stack"}).encode())
+    payload = _b64(json.dumps(dict(claims)).encode())
+    signature = hmac.new(STAND_IN_SIGNING_KEY, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def _verified_claims(token: str) -> dict[str, object] | None:
     parts = token.split(".")
     if len(parts) != 3:
         return None
     try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded))
+        header = json.loads(_unb64(parts[0]))
+        claims = json.loads(_unb64(parts[1]))
+        signature = _unb64(parts[2])
     except (ValueError, json.JSONDecodeError):
         return None
-    return claims if isinstance(claims, dict) else None
+    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+        return None
+    expected = hmac.new(STAND_IN_SIGNING_KEY, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    return claims if hmac.compare_digest(signature, expected) else None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Cloud Run IAM's answer to a request it does not let through."""
+
+    status: int  # 401 or 403
+    reason: str  # why, for the emulator's own tests and logs
+    log_text: str  # the request log entry's textPayload
+
+    def body(self, path: str) -> bytes:
+        return unauthorized_body(path) if self.status == 401 else forbidden_body(path)
+
+
+def _normalised(url: str) -> str:
+    return url.rstrip("/")
 
 
 class InvokerCheck:
-    def __init__(self, audiences: Callable[[], set[str]], clock: Callable[[], float] = time.time) -> None:
+    """``audiences``: the URLs a token may be for (the service's URL); ``invokers``: the identities
+    (e-mail or subject) that hold ``roles/run.invoker``, or None for any Google-signed identity."""
+
+    def __init__(
+        self,
+        audiences: Callable[[], Collection[str]],
+        invokers: Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._audiences = audiences
+        self._invokers = None if invokers is None else frozenset(invokers)
         self._clock = clock
 
-    def refusal(self, headers: Mapping[str, str]) -> str:
-        """Why the request is refused, or "" when it carries a usable invoker token."""
-        for name in ("X-Serverless-Authorization", "Authorization"):
-            value = headers.get(name, "")
-            if not value.lower().startswith("bearer "):
-                continue
-            claims = _claims(value[7:].strip())
-            if claims is None:
-                continue
-            audience = claims.get("aud")
-            if (
-                audience not in {a.rstrip("/") for a in self._audiences()}
-                and audience not in self._audiences()
-            ):
-                return f"token audience {audience!r} is not this service's URL"
-            if not isinstance(claims.get("exp"), int | float) or float(claims["exp"]) <= self._clock():  # type: ignore[arg-type]
-                return "token expired"
-            return ""
-        return "no ID token in Authorization or X-Serverless-Authorization"
+    def refusal(self, headers: Mapping[str, str]) -> Refusal | None:
+        """Why Cloud Run IAM refuses the request, or None when it lets it through."""
+        name = "X-Serverless-Authorization" if headers.get("X-Serverless-Authorization") else "Authorization"
+        value = (headers.get(name) or "").strip()
+        if not value.lower().startswith("bearer ") or not value[7:].strip():
+            return Refusal(403, f"no bearer token in {name}", NOT_AUTHENTICATED_LOG)
+        claims = _verified_claims(value[7:].strip())
+        if claims is None:
+            return Refusal(401, f"the token in {name} is not a JWT signed by Google", NOT_VERIFIED_LOG)
+        if claims.get("iss") not in GOOGLE_ISSUERS:
+            return Refusal(401, f"token issuer {claims.get('iss')!r} is not Google", NOT_VERIFIED_LOG)
+        audience = claims.get("aud")
+        accepted = {_normalised(a) for a in self._audiences() if a}
+        if not isinstance(audience, str) or _normalised(audience) not in accepted:
+            return Refusal(401, f"token audience {audience!r} is not this service's URL", NOT_VERIFIED_LOG)
+        expiry = claims.get("exp")
+        if not isinstance(expiry, int | float) or float(expiry) <= self._clock():
+            return Refusal(401, "token expired", NOT_VERIFIED_LOG)
+        identity = claims.get("email") or claims.get("sub")
+        if self._invokers is not None and identity not in self._invokers:
+            return Refusal(403, f"{identity!r} does not hold roles/run.invoker", NOT_AUTHORIZED_LOG)
+        return None

@@ -54,6 +54,7 @@ class Service:
     traffic: list[TrafficTarget] = field(default_factory=list)
     uri: str = ""
     tag_uris: dict[str, str] = field(default_factory=dict)
+    custom_audiences: tuple[str, ...] = ()  # further ID-token audiences Cloud Run IAM accepts
     generation: int = 1
     reconciling: bool = False
     create_time: datetime = field(default_factory=utcnow)
@@ -294,6 +295,8 @@ def service_json(service: Service) -> dict[str, Any]:
         "urls": [service.uri] if service.uri else [],
     }
     body["etag"] = _etag(service.resource_name, service.generation)
+    if service.custom_audiences:
+        body["customAudiences"] = list(service.custom_audiences)
     if latest_created:
         body["latestCreatedRevision"] = service.revision_resource_name(latest_created.name)
     if latest_ready:

@@ -69,6 +69,8 @@ class LocalStackConfig:
     burst_length: int = 10  # stack:5xx-burst: this many consecutive requests answered 500 ...
     burst_every: int = 100  # ... at the end of every this many
     require_invoker: bool = False  # a private service: the front end wants an ID token (Cloud Run IAM)
+    invokers: tuple[str, ...] | None = None  # identities holding roles/run.invoker; None: any identity
+    custom_audiences: tuple[str, ...] = ()  # the service's customAudiences, accepted beside its URL
 
 
 class LocalStack:
@@ -91,7 +93,7 @@ class LocalStack:
         )
         self.router = LogRouter(self.logging)
         self.state = RunState()
-        self.service = Service(cfg.project, cfg.region, cfg.service)
+        self.service = Service(cfg.project, cfg.region, cfg.service, custom_audiences=cfg.custom_audiences)
         self.instances: list[RevisionInstance] = []
         self.candidate: Revision | None = None
         self.on_instance_exit: ExitHook | None = None  # e.g. `local up` prints crashes
@@ -127,8 +129,9 @@ class LocalStack:
             self._front_end = FrontEnd(self.state, self.service, self._backends_of, self.logging).start()
             self.service.uri = self._front_end.url
             if self.config.require_invoker:
+                # The service's URL and its custom audiences, on every URL (tag URLs too).
                 self._front_end.invoker_check = InvokerCheck(
-                    lambda: {self.service_url, *self.tag_urls.values()}
+                    lambda: {self.service_url, *self.service.custom_audiences}, self.config.invokers
                 )
             self._front_end.metrics = self.metrics
             if F.ERROR_BURST in self.stack_faults:
