@@ -87,7 +87,7 @@ def _candidate(traffic: tuple[TrafficShare, ...], tag: str, revision: str, name:
     tagged = [t for t in traffic if t.tag and (t.tag == tag if tag else t.revision == revision)]
     if not tagged:
         known = ", ".join(f"{t.tag} -> {t.revision}" for t in traffic if t.tag) or "none"
-        what = f"tag {tag!r}" if tag else f"a tag for revision {revision!r}"
+        what = f"tag {tag!r}" if tag else f"tag for revision {revision!r}"
         raise SmokeError(
             f"{name} has no {what} (tags: {known}); deploy the candidate with "
             "`gcloud run deploy ... --no-traffic --tag NAME`"
