@@ -17,7 +17,9 @@ pytestmark = pytest.mark.oncall
 
 def test_revision_under_test_is_ready(smoke_target: Target, smoke_env: Environment) -> None:
     t = smoke_target
-    # A deploy that has not settled is a failure: what serves may still change under the checks.
+    # A deploy that has not settled is a failure: "While reconciliation is in process,
+    # observedGeneration, latest_ready_revison, trafficStatuses, and uri will have transient values"
+    # (Service.reconciling, google/cloud/run/v2/service.proto).
     assert not t.reconciling, (
         f"service {smoke_env.service} was still reconciling when discovery stopped waiting after "
         f"{t.reconcile_waited:.0f} s ([env.{smoke_env.name}.checks] reconcile_timeout): latest created "

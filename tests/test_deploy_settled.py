@@ -1,6 +1,9 @@
 """The deployment checks on a running stack, end to end: ``--expect-revision`` and ``--revision`` pass
 on the right revision and fail naming both revisions on another, and a service still reconciling when
-discovery stops waiting fails the readiness check with the revisions and the time waited."""
+discovery stops waiting fails the readiness check with the revisions and the time waited (while a
+service reconciles, its traffic statuses and latest ready revision are "transient values":
+``Service.reconciling`` in google/cloud/run/v2/service.proto, also on the Terraform provider's
+google_cloud_run_v2_service page)."""
 
 from __future__ import annotations
 

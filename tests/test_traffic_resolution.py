@@ -2,15 +2,15 @@
 ``run_v2`` REST clients against the emulator.
 
 The shape pinned here: a ``trafficStatuses`` entry of type ``TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST``
-carries no ``revision``; it follows the service's latest ready revision. Sources:
-googleapis/googleapis ``google/cloud/run/v2/traffic_target.proto`` (``TrafficTargetStatus``;
-``TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST``: "Allocates instances to the Service's latest ready
-Revision"), and the Terraform provider's ``google_cloud_run_v2_service`` ``traffic_statuses``
-attribute (registry.terraform.io/providers/hashicorp/google/latest/docs/resources/cloud_run_v2_service),
-whose states hold ``revision = ""`` for a LATEST target. The v1 API promised names in
-``status.traffic`` ("These entries will always contain RevisionName references",
-cloud.google.com/run/docs/reference/rest/v1/namespaces.services); v2 does not. A payload that names
-the revision anyway (``status_names_latest``) must read the same.
+carries no ``revision``; it follows the service's latest ready revision. Sources: googleapis/googleapis
+``google/cloud/run/v2/traffic_target.proto`` (``TrafficTargetStatus.revision``: "Revision to which this
+traffic is sent"; ``TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST``: "Allocates instances to the Service's
+latest ready Revision"), the Terraform provider's ``google_cloud_run_v2_service`` page
+(registry.terraform.io/providers/hashicorp/google/latest/docs/resources/cloud_run_v2_service,
+``traffic_statuses``), whose real states hold ``revision = ""`` for a LATEST target, against v1's
+``ServiceStatus.traffic``: "These entries will always contain RevisionName references"
+(cloud.google.com/run/docs/reference/rest/v1/namespaces.services). Neither v2 page states the empty
+name in words. A payload that names the revision anyway (``status_names_latest``) must read the same.
 """
 
 from __future__ import annotations

@@ -170,8 +170,9 @@ def decide(
             )
         if tested and rerun.revision != tested:
             return Decision(
-                PREFIX + f"nothing moved: the re-run tested {rerun.revision or 'no revision'}, the first "
-                f"run {tested}: the service changed in between",
+                PREFIX + f"nothing moved: the re-run tested "
+                f"{rerun.revision or 'no revision (its verdict names none)'}, the first run {tested}: the "
+                "service changed in between, or the re-run could not tell",
                 rerun,
             )
         return Decision(

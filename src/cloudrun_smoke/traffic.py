@@ -2,11 +2,12 @@
 place that turns ``trafficStatuses`` into revision names and that reads a ``Ready`` condition.
 
 A ``TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST`` status follows "the Service's latest ready Revision"
-(``google/cloud/run/v2/traffic_target.proto``) and the v2 API reports it with an empty ``revision``
-(Terraform's ``google_cloud_run_v2_service.traffic_statuses`` show ``revision = ""`` for it; v1's
-``status.traffic`` "will always contain RevisionName references", v2 makes no such promise). So a
-LATEST share is resolved to ``latestReadyRevision`` here; a status that does name its revision keeps
-that name. Discovery, the rollback and the run summary all read traffic through :func:`shares`.
+(googleapis ``google/cloud/run/v2/traffic_target.proto``) and is reported with an empty ``revision``,
+as in ``google_cloud_run_v2_service`` Terraform states; the v1 API promised names ("These entries will
+always contain RevisionName references", ``ServiceStatus.traffic``), v2 documents no such promise
+(``TrafficTargetStatus.revision``: "Revision to which this traffic is sent"). So a LATEST share is
+resolved to ``latestReadyRevision`` here; a status that does name its revision keeps that name.
+Discovery, the rollback and the run summary all read traffic through :func:`shares`.
 """
 
 from __future__ import annotations

@@ -278,9 +278,9 @@ def traffic_statuses(service: Service) -> list[dict[str, Any]]:
     """``trafficStatuses`` as the v2 API reports it: a LATEST target keeps its type and names no
     revision (``revision`` empty, so absent from the JSON), unless ``status_names_latest``.
 
-    Source: google/cloud/run/v2/traffic_target.proto (TrafficTargetStatus; LATEST "Allocates instances
-    to the Service's latest ready Revision") and the Terraform provider's google_cloud_run_v2_service
-    ``traffic_statuses`` attribute, whose states carry ``revision = ""`` for a LATEST target."""
+    Sources: google/cloud/run/v2/traffic_target.proto (``TrafficTargetStatus``; LATEST "Allocates
+    instances to the Service's latest ready Revision", no promise of a name) and real
+    ``google_cloud_run_v2_service`` Terraform states, which carry ``revision = ""`` for it."""
     latest = service.latest_ready()
     statuses = []
     for t in service.traffic:
