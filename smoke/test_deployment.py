@@ -15,8 +15,18 @@ from cloudrun_smoke.discovery import Target
 pytestmark = pytest.mark.oncall
 
 
-def test_revision_under_test_is_ready(smoke_target: Target) -> None:
+def test_revision_under_test_is_ready(smoke_target: Target, smoke_env: Environment) -> None:
     t = smoke_target
+    # A deploy that has not settled is a failure: "While reconciliation is in process,
+    # observedGeneration, latest_ready_revison, trafficStatuses, and uri will have transient values"
+    # (Service.reconciling, google/cloud/run/v2/service.proto).
+    assert not t.reconciling, (
+        f"service {smoke_env.service} was still reconciling when discovery stopped waiting after "
+        f"{t.reconcile_waited:.0f} s ([env.{smoke_env.name}.checks] reconcile_timeout): latest created "
+        f"revision {t.latest_created_revision or 'none'}, latest ready {t.latest_ready_revision or 'none'}, "
+        f"traffic {t.describe_traffic() or 'none'}; look: gcloud run services describe {smoke_env.service} "
+        f"--project {smoke_env.project} --region {smoke_env.region}"
+    )
     assert t.revision, (
         f"no revision serves traffic for {t.service_name}; traffic: {t.describe_traffic() or 'none'}"
     )

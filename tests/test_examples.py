@@ -100,12 +100,18 @@ def stub(bin_dir: Path, name: str, exit_code: int = 0) -> None:
 
 
 def run_with_stubs(
-    tmp_path: Path, argv: list[str], failing: set[str], extra_env: dict[str, str]
+    tmp_path: Path,
+    argv: list[str],
+    failing: set[str],
+    extra_env: dict[str, str],
+    codes: dict[str, int] | None = None,
 ) -> tuple[int, list[list[str]]]:
+    """Run ``argv`` with stub commands: those in ``failing`` exit 1, those in ``codes`` with that code."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for name in ("pip", "pytest", "cloudrun-smoke"):
-        stub(bin_dir, name, 1 if name in failing else 0)
+    codes = {**{name: 1 for name in failing}, **(codes or {})}
+    for name in ("pip", "pytest", "cloudrun-smoke", "gcloud"):
+        stub(bin_dir, name, codes.get(name, 0))
     log = tmp_path / "calls.log"
     log.write_text("")
     environ = {
@@ -154,13 +160,13 @@ def test_the_workflow_authenticates_with_workload_identity_and_an_id_token(
             steps, lambda s: s.get("uses", "").startswith("google-github-actions/auth@"), "authenticates"
         )
     ]
-    assert auth["uses"] == "google-github-actions/auth@v2"
+    assert auth["uses"] == "google-github-actions/auth@v3"
     assert auth["with"]["workload_identity_provider"] and auth["with"]["service_account"]
     assert "credentials_json" not in auth["with"], "no service-account keys: workload identity federation"
     assert auth["with"]["token_format"] == "id_token"
     assert auth["with"]["id_token_audience"]
     gcloud = index_of(
-        steps, lambda s: s.get("uses") == "google-github-actions/setup-gcloud@v2", "sets up gcloud"
+        steps, lambda s: s.get("uses") == "google-github-actions/setup-gcloud@v3", "sets up gcloud"
     )
     first_gcloud_use = min(i for i, s in enumerate(steps) if "gcloud " in s.get("run", ""))
     assert gcloud < first_gcloud_use
@@ -228,7 +234,7 @@ def test_the_verdict_is_uploaded_whatever_happened(steps: list[dict[str, Any]]) 
     upload = steps[
         index_of(steps, lambda s: s.get("uses", "").startswith("actions/upload-artifact@"), "uploads")
     ]
-    assert upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["uses"] == "actions/upload-artifact@v7"
     assert statuses(upload) == {"always"}
     assert "verdict.json" in upload["with"]["path"].split()
     assert not any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in steps), "the plugin writes the summary"
@@ -236,10 +242,104 @@ def test_the_verdict_is_uploaded_whatever_happened(steps: list[dict[str, Any]]) 
     assert installs == [["pip", "install", "."]], "the suite runs against Cloud Run: no [local] extra"
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
-def test_actionlint_accepts_the_workflow() -> None:
-    proc = subprocess.run(["actionlint", str(WORKFLOW_PATH)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+@pytest.mark.skipif(
+    shutil.which("actionlint") is None, reason="actionlint is not installed (pip install -e '.[dev]')"
+)
+def test_actionlint_reports_nothing() -> None:
+    """Every finding fails, among them an action whose runtime GitHub's runners are dropping (node20)."""
+    proc = subprocess.run(
+        ["actionlint", "-no-color", str(WORKFLOW_PATH)], capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+
+
+def evaluate(condition: str, job_failed: bool, steps: dict[str, dict[str, Any]]) -> bool:
+    """A step's ``if`` as GitHub evaluates it, for the forms the workflow uses: terms joined by ``&&``,
+    each a status function or ``steps.ID.FIELD[.NAME] ==|!= 'literal'``. Without a status function,
+    ``success()`` is implied."""
+    functions = {"failure()": job_failed, "success()": not job_failed, "always()": True, "cancelled()": False}
+    terms = [t.strip() for t in EXPRESSION.sub(r"\1", condition or "success()").split("&&")]
+    if not any(t in functions for t in terms):
+        terms.append("success()")
+    for term in terms:
+        if term in functions:
+            if not functions[term]:
+                return False
+            continue
+        match = re.fullmatch(r"steps\.([\w-]+)\.([\w.-]+)\s*(==|!=)\s*'([^']*)'", term)
+        assert match, f"the test cannot evaluate {term!r}: extend evaluate()"
+        value: Any = steps.get(match[1], {})
+        for part in match[2].split("."):
+            value = value.get(part, "") if isinstance(value, dict) else ""
+        if (str(value) == match[4]) != (match[3] == "=="):
+            return False
+    return True
+
+
+def simulate_job(
+    tmp_path: Path, steps: list[dict[str, Any]], suite_codes: list[int]
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Run the job's decisions: each step's ``if`` against the outcomes so far. The suite steps' shell
+    runs for real (``bash -eo pipefail``, as GitHub runs it) with a stub ``pytest`` exiting with the
+    next of ``suite_codes``; every other step succeeds. Returns the names of the steps that ran."""
+    ran: list[str] = []
+    results: dict[str, dict[str, Any]] = {}
+    job_failed = False
+    codes = iter(suite_codes)
+    for step in steps:
+        name = step.get("name") or step.get("uses") or "?"
+        if not evaluate(str(step.get("if", "")), job_failed, results):
+            if "id" in step:
+                results[step["id"]] = {"outcome": "skipped", "outputs": {}}
+            continue
+        ran.append(name)
+        outputs: dict[str, str] = {}
+        code = 0
+        if "pytest smoke/" in step.get("run", ""):
+            output_file = tmp_path / "github_output"
+            output_file.write_text("")
+            script = EXPRESSION.sub("EXPR", step["run"])
+            code, _ = run_with_stubs(
+                tmp_path,
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                set(),
+                {"GITHUB_OUTPUT": str(output_file)},
+                codes={"pytest": next(codes)},
+            )
+            outputs = dict(line.split("=", 1) for line in output_file.read_text().splitlines() if line)
+        if "id" in step:
+            results[step["id"]] = {"outcome": "success" if code == 0 else "failure", "outputs": outputs}
+        job_failed = job_failed or code != 0
+    return ran, results
+
+
+ROLL_BACK, NO_ROLLBACK, MIGRATE = (
+    "Roll back",
+    "Say why nothing was rolled back",
+    "Move the traffic to the candidate",
+)
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 4, 5])
+def test_the_workflow_rolls_back_only_when_the_serving_checks_exit_1(
+    tmp_path: Path, steps: list[dict[str, Any]], code: int
+) -> None:
+    ran, results = simulate_job(tmp_path, steps, [0, code])
+    assert MIGRATE in ran
+    assert results["serving_smoke"]["outputs"] == {"exit_code": str(code)}
+    assert (ROLL_BACK in ran) == (code == 1), ran
+    assert (NO_ROLLBACK in ran) == (code not in (0, 1)), ran
+    assert "Keep the verdicts" in ran
+
+
+@pytest.mark.parametrize("code", [1, 2, 4, 5])
+def test_a_candidate_that_fails_never_gets_traffic_and_nothing_rolls_back(
+    tmp_path: Path, steps: list[dict[str, Any]], code: int
+) -> None:
+    ran, results = simulate_job(tmp_path, steps, [code])
+    assert results["candidate_smoke"]["outputs"] == {"exit_code": str(code)}
+    assert not {MIGRATE, ROLL_BACK, NO_ROLLBACK} & set(ran), ran
+    assert "Keep the verdicts" in ran
 
 
 # -- Cloud Build ----------------------------------------------------------------------------------------
@@ -290,6 +390,19 @@ def test_cloudbuild_runs_the_suite_after_the_deploy_and_rolls_back_only_on_failu
     assert code != 0, "a failing suite must fail the build"
     assert [c[0] for c in calls] == ["pip", "pytest", "cloudrun-smoke"]
     assert calls[-1][1:] == ["rollback", "--env", "prod", "--yes"]
+
+
+@pytest.mark.parametrize("suite_exit", [0, 1, 2, 4, 5])
+def test_cloudbuild_rolls_back_only_when_the_checks_exit_1(
+    cloudbuild: dict[str, Any], tmp_path: Path, suite_exit: int
+) -> None:
+    _, smoke = cloudbuild["steps"]
+    script = substituted(smoke["args"][-1], {**cloudbuild["substitutions"], "PROJECT_ID": "p"})
+    argv = [smoke["entrypoint"], *smoke["args"][:-1], script]
+    code, calls = run_with_stubs(tmp_path, argv, set(), {}, codes={"pytest": suite_exit})
+    assert code == suite_exit, "the build fails exactly when the suite does, with its exit code"
+    rolled_back = [c for c in calls if c[0] == "cloudrun-smoke"]
+    assert bool(rolled_back) == (suite_exit == 1), calls
 
 
 # -- Docker -----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke import cli
+from cloudrun_smoke import cli, traffic
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.google_clients import run_clients
@@ -57,10 +57,10 @@ class Deployed:
         self.services, self.revisions = run_clients(self.env, AnonymousCredentials())
 
     def traffic(self) -> list[tuple[str, int, str]]:
-        """The traffic as the Admin API reports it, read with a fresh client."""
+        """The traffic as the Admin API reports it, read with a fresh client (LATEST resolved)."""
         services, _ = run_clients(self.env, AnonymousCredentials())
         service = services.get_service(name=f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}")
-        return [(t.revision, t.percent, t.tag) for t in service.traffic_statuses]
+        return [(t.revision, t.percent, t.tag) for t in traffic.shares(service)]
 
     def answering_revision(self, url: str) -> str:
         return str(httpx.get(url + "/", timeout=10).json()["revision"])
@@ -109,8 +109,10 @@ def test_the_plan_changes_nothing_and_explains_its_choice(deployed: Deployed) ->
     plan = plan_rollback(deployed.env, deployed.services, deployed.revisions)
 
     assert (plan.serving, plan.target.name) == (deployed.new, deployed.old)
-    assert "newest Ready revision created before the serving one" in plan.reason
+    assert "is the service's latest created and latest ready revision" in plan.reason
+    assert "newest Ready revision created before it" in plan.reason
     text = plan.describe()
+    assert f"gcloud run services update-traffic {SERVICE} --to-latest --region {REGION}" in text
     assert f"--to-revisions {deployed.old}=100" in text
     assert f"gcloud run services update-traffic {SERVICE} --project {PROJECT} --region {REGION}" in text
     assert f"{deployed.new} 100 %" in text, text
@@ -154,7 +156,10 @@ def test_the_default_skips_revisions_that_never_became_ready(deployed: Deployed)
 
 def test_tagged_targets_stay_at_zero_and_their_urls_keep_answering(deployed: Deployed) -> None:
     candidate = deployed.stack.deploy_candidate(TINY, "candidate-abc1234", SPEC).name
-    plan = plan_rollback(deployed.env, deployed.services, deployed.revisions)
+    # The candidate is the latest created revision and serves nothing: no default target.
+    with pytest.raises(RollbackRefused, match=f"latest created {candidate}, latest ready {candidate}"):
+        plan_rollback(deployed.env, deployed.services, deployed.revisions)
+    plan = plan_rollback(deployed.env, deployed.services, deployed.revisions, to=deployed.old)
     assert (plan.target.name, plan.serving) == (deployed.old, deployed.new)
 
     apply_rollback(plan, deployed.services, timeout=30)
@@ -200,12 +205,13 @@ def test_refusals_change_nothing(deployed: Deployed, to: str, refusal: str) -> N
 
 
 def test_no_older_ready_revision_is_refused(deployed: Deployed) -> None:
-    deployed.stack.set_traffic([TrafficTarget(deployed.old, 100)])
+    with deployed.stack.state.lock:
+        deployed.stack.service.revisions[0].ready = False
     with pytest.raises(
-        RollbackRefused, match=rf"no Ready revision older than the serving one \({deployed.old}\)"
+        RollbackRefused, match=rf"no Ready revision older than the serving one \({deployed.new}\)"
     ):
         plan_rollback(deployed.env, deployed.services, deployed.revisions)
-    assert deployed.traffic() == [(deployed.old, 100, "")]
+    assert deployed.traffic() == [(deployed.new, 100, "")]
 
 
 def test_a_split_rolls_back_from_the_revision_with_the_largest_share(deployed: Deployed) -> None:

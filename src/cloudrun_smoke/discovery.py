@@ -14,16 +14,12 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
+from cloudrun_smoke import traffic as traffic_
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.traffic import TrafficShare, is_ready, short_name
 
-
-@dataclass(frozen=True)
-class TrafficShare:
-    revision: str
-    percent: int
-    tag: str = ""
-    uri: str = ""
+__all__ = ["Target", "TrafficShare", "discover", "short_name"]
 
 
 @dataclass(frozen=True)
@@ -51,34 +47,18 @@ class Target:
     secret_env_names: tuple[str, ...]
     candidate_tag: str = ""  # set when a no-traffic candidate is under test, through its tag URL
     revision_create_time: datetime | None = None  # when the revision under test was created (the window)
-    service_url: str = (
-        ""  # the service's own URL (``uri``), whatever ``url`` is called: the ID token's audience
-    )
+    service_url: str = ""  # the service's own URL (``uri``), whatever ``url`` is called: the ID token's audience
+    reconcile_waited: float = 0.0  # seconds discovery waited for the service to stop reconciling
 
     @property
     def is_candidate(self) -> bool:
         return bool(self.candidate_tag)
 
     def percent_for(self, revision: str) -> int:
-        return sum(t.percent for t in self.traffic if t.revision == revision)
+        return traffic_.percent_for(self.traffic, revision)
 
     def describe_traffic(self) -> str:
-        return ", ".join(
-            f"{t.revision}={t.percent}%" + (f" (tag {t.tag})" if t.tag else "") for t in self.traffic
-        )
-
-
-def short_name(resource_name: str) -> str:
-    return resource_name.rsplit("/", 1)[-1] if resource_name else ""
-
-
-def _ready(conditions: Any) -> tuple[bool, str]:
-    from google.cloud.run_v2 import Condition
-
-    for c in conditions:
-        if c.type_ == "Ready":
-            return c.state == Condition.State.CONDITION_SUCCEEDED, c.message
-    return False, "no Ready condition reported"
+        return traffic_.describe(self.traffic)
 
 
 def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
@@ -108,7 +88,7 @@ def _candidate(traffic: tuple[TrafficShare, ...], tag: str, revision: str, name:
     tagged = [t for t in traffic if t.tag and (t.tag == tag if tag else t.revision == revision)]
     if not tagged:
         known = ", ".join(f"{t.tag} -> {t.revision}" for t in traffic if t.tag) or "none"
-        what = f"tag {tag!r}" if tag else f"a tag for revision {revision!r}"
+        what = f"tag {tag!r}" if tag else f"tag for revision {revision!r}"
         raise SmokeError(
             f"{name} has no {what} (tags: {known}); deploy the candidate with "
             "`gcloud run deploy ... --no-traffic --tag NAME`"
@@ -130,7 +110,8 @@ def discover(
     """What is under test: by default the service as its users reach it; with ``tag`` or ``revision``,
     a no-traffic candidate through its tag URL."""
     name = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
-    deadline = time.monotonic() + reconcile_timeout
+    started = time.monotonic()
+    deadline = started + reconcile_timeout
     while True:
         try:
             service = services_client.get_service(name=name)
@@ -140,17 +121,15 @@ def discover(
             break
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
-    traffic = tuple(
-        TrafficShare(short_name(t.revision), t.percent, t.tag, t.uri) for t in service.traffic_statuses
-    )
-    serving = max((t for t in traffic if t.revision), key=lambda t: t.percent, default=None)
-    revision_name = serving.revision if serving else short_name(service.latest_ready_revision)
+    waited = time.monotonic() - started
+    traffic = traffic_.shares(service)
+    revision_name = traffic_.serving(traffic) or short_name(service.latest_ready_revision)
     url = service.uri
     candidate_tag = ""
     if tag or revision:
         candidate = _candidate(traffic, tag, revision, name)
         revision_name, url, candidate_tag = candidate.revision, candidate.uri, candidate.tag
-    service_ready, service_message = _ready([service.terminal_condition])
+    service_ready, service_message = is_ready([service.terminal_condition])
 
     revision_ready, revision_message = False, "no revision serves traffic"
     container: Any = None
@@ -162,7 +141,7 @@ def discover(
             revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
         except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as e:
             raise _api_error(env, f"read revision {revision_name}", e) from None
-        revision_ready, revision_message = _ready(revision.conditions)
+        revision_ready, revision_message = is_ready(revision.conditions)
         container = revision.containers[0] if revision.containers else None
         scaling = revision.scaling
         timeout_seconds = int(revision.timeout.total_seconds()) if revision.timeout else None
@@ -193,4 +172,5 @@ def discover(
         candidate_tag=candidate_tag,
         revision_create_time=created,
         service_url=service.uri,
+        reconcile_waited=waited,
     )

@@ -50,6 +50,7 @@ CONFIG_PATH_KEY = pytest.StashKey[Path]()
 STACK_OWNED_KEY = pytest.StashKey[bool]()
 STACK_KEY = pytest.StashKey[Any]()  # the embedded LocalStack, when this run started one
 ROLLBACK_KEY = pytest.StashKey[str]()
+RERUN_KEY = pytest.StashKey[dict[str, Any]]()
 URL_KEY = pytest.StashKey[base_url.UrlOverride]()
 SETTLE_GRACE_SECONDS = 20.0  # teardown's wait for the queue's end lines, before clearing a user's memory
 DISCOVERED_URL_KEY = pytest.StashKey[str]()
@@ -537,23 +538,73 @@ def _http_figures(run: SmokeRun) -> dict[str, Any]:
     }
 
 
+# Options that shape what a run tests (its target, its selection, its waits), by pytest dest.
+SHAPING_OPTIONS = {
+    "smoke_expect_revision": "--expect-revision",
+    "smoke_tag": "--tag",
+    "smoke_revision": "--revision",
+    "smoke_log_deadline": "--log-deadline",
+    "smoke_read_only": "--read-only",
+    "smoke_window": "--window",
+}
+
+
+def run_options(config: pytest.Config) -> dict[str, str]:
+    """The options that shaped this run, as given: reported in the verdict, and carried whole by the
+    re-run of ``--rollback-on-failure`` so that it tests the same thing."""
+    options: dict[str, str] = {}
+    for dest, flag in SHAPING_OPTIONS.items():
+        value = config.getoption(dest, None)
+        if value not in (None, False, ""):
+            options[flag] = "" if value is True else str(value)
+    override = config.stash.get(URL_KEY, None)
+    if override is not None and override.url:
+        options["--service-url"] = override.url
+    if config.option.markexpr:
+        options["-m"] = config.option.markexpr
+    if config.option.keyword:
+        options["-k"] = config.option.keyword
+    return options
+
+
+def as_args(options: dict[str, str]) -> list[str]:
+    args: list[str] = []
+    for flag, value in options.items():
+        if flag.startswith("--"):
+            args.append(f"{flag}={value}" if value else flag)
+        else:
+            args += [flag, value]
+    return args
+
+
+def _endpoints(env: Environment) -> dict[str, str]:
+    return {
+        "run_api": env.run_api_endpoint,
+        "logging_api": env.logging_api_endpoint,
+        "monitoring_api": env.monitoring_api_endpoint,
+    }
+
+
 def _rollback_on_failure(config: pytest.Config) -> None:
     from cloudrun_smoke.auto_rollback import decide
 
     failed = [c.nodeid for c in config.stash[RESULTS_KEY].values() if c.outcome in ("failed", "error")]
     target = config.stash.get(TARGET_KEY, None)
-    extra = []
-    if config.getoption("smoke_log_deadline"):
-        extra += ["--log-deadline", str(config.getoption("smoke_log_deadline"))]
-    config.stash[ROLLBACK_KEY] = decide(
+    tested = target.revision if target is not None else ""
+    decision = decide(
         config.stash[ENV_KEY],
         config.stash[CONFIG_PATH_KEY],
         failed,
         config.rootpath,
         candidate=bool(target and target.is_candidate),
         stack_owned=config.stash.get(STACK_OWNED_KEY, False),
-        extra=extra,
+        under_test=config.getoption("smoke_expect_revision") or tested,
+        tested=tested,
+        args=as_args(run_options(config)),
     )
+    config.stash[ROLLBACK_KEY] = decision.line
+    if decision.rerun is not None:
+        config.stash[RERUN_KEY] = decision.rerun.describe()
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what is left (Ctrl-C): cleanup is known
@@ -605,7 +656,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             ],
         }
     verdict = build_verdict(
-        environment={"name": env.name, "project": env.project, "region": env.region, "service": env.service},
+        environment={
+            "name": env.name,
+            "project": env.project,
+            "region": env.region,
+            "service": env.service,
+            "endpoints": _endpoints(env),
+        },
         target=None
         if target is None
         else {
@@ -629,6 +686,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         logs=logs,
         rollback=config.stash.get(ROLLBACK_KEY, None),
         window=_window_summary(config),
+        options=run_options(config),
+        rerun=config.stash.get(RERUN_KEY, None),
         exit_status=int(exitstatus),
     )
     if path:

@@ -84,6 +84,8 @@ def build_verdict(
     exit_status: int,
     rollback: str | None = None,
     window: dict[str, Any] | None = None,
+    options: dict[str, str] | None = None,
+    rerun: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     failed = [c for c in checks if c.outcome in ("failed", "error")]
     return {
@@ -93,11 +95,13 @@ def build_verdict(
         "exit_status": exit_status,
         "environment": environment,
         "target": target,
+        "options": options or {},
         "run": run,
         "checks": [asdict(c) for c in checks],
         "figures": [asdict(f) for f in figures.items],
         "logs": logs,
         "rollback": rollback,
+        "rerun": rerun,
         "window": window,
     }
 
@@ -116,6 +120,8 @@ def markdown_summary(verdict: dict[str, Any]) -> str:
         f"revision `{target.get('revision') or '?'}`, image `{target.get('image') or '?'}`.",
         "",
     ]
+    if verdict.get("rollback"):
+        lines += [f"**{verdict['rollback']}**", ""]
     if failed:
         lines += ["### Failures", ""]
         for check in failed:

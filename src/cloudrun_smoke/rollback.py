@@ -7,6 +7,12 @@ every tagged target kept at 0 % so tag URLs keep answering. The update carries t
 the plan, so a service changed in between is refused rather than overwritten, and the command waits
 on the long-running operation, as ``gcloud run services update-traffic`` does.
 
+Without ``--to`` it only undoes a deploy that took the traffic: the serving revision must be the
+service's latest created and latest ready revision. After a failed deploy (the latest created revision
+never became ready, traffic stayed on the one before) it refuses instead of moving a healthy revision's
+traffic to an older one. A rollback pins the traffic to a named revision: later deploys get none until
+``gcloud run services update-traffic SERVICE --to-latest --region REGION``.
+
 Library use, without the CLI::
 
     services, revisions = run_clients(env, credentials_for(env))
@@ -33,9 +39,10 @@ from typing import Any, NoReturn, TypeVar
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
+from cloudrun_smoke import traffic as traffic_
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
-from cloudrun_smoke.discovery import TrafficShare, short_name
 from cloudrun_smoke.errors import ConfigError, SmokeError
+from cloudrun_smoke.traffic import TrafficShare, is_ready, short_name
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -85,6 +92,10 @@ class RollbackPlan:
         return self.env.service
 
     @property
+    def to_latest_command(self) -> str:
+        return to_latest_command(self.service, self.region)
+
+    @property
     def gcloud_command(self) -> str:
         return (
             f"gcloud run services update-traffic {self.service} --project {self.project} "
@@ -101,6 +112,8 @@ class RollbackPlan:
             "  traffic after:",
             *_traffic_lines(self.after),
             f"  equivalent: {self.gcloud_command}",
+            f"  afterwards the traffic is pinned to {self.target.name}: new deploys get none until "
+            f"{self.to_latest_command}",
         ]
         return "\n".join(lines)
 
@@ -112,25 +125,23 @@ class RollbackResult:
     seconds: float
 
 
+def to_latest_command(service: str, region: str) -> str:
+    """What returns a service to LATEST once a rollback pinned its traffic to a named revision."""
+    return f"gcloud run services update-traffic {service} --to-latest --region {region}"
+
+
 def _traffic_lines(shares: tuple[TrafficShare, ...]) -> list[str]:
     width = max((len(t.revision or "(latest)") for t in shares), default=0)
     lines = [
-        f"    {t.revision or '(latest)':<{width}} {t.percent:>3} %" + (f"  tag {t.tag}" if t.tag else "")
+        f"    {t.revision or '(latest)':<{width}} {t.percent:>3} %"
+        + ("  (LATEST)" if t.latest else "")
+        + (f"  tag {t.tag}" if t.tag else "")
         for t in shares
     ]
     return lines or ["    (no traffic targets)"]
 
 
 # -- reading -----------------------------------------------------------------------------------------
-def _is_ready(conditions: Any) -> tuple[bool, str]:
-    from google.cloud.run_v2 import Condition
-
-    for c in conditions:
-        if c.type_ == "Ready":
-            return c.state == Condition.State.CONDITION_SUCCEEDED, c.message
-    return False, "no Ready condition reported"
-
-
 def _call(env: Environment, what: str, fn: Callable[[], T], on_timeout: str = "") -> T:
     """One Admin API call; every failure becomes one line naming what to do (no traceback, no token)."""
     where = f"project {env.project!r}, region {env.region!r}"
@@ -186,7 +197,7 @@ def _revisions(env: Environment, revisions_client: Any, parent: str) -> list[Rev
     def read() -> list[RevisionInfo]:
         found = []
         for r in revisions_client.list_revisions(parent=parent, timeout=API_TIMEOUT):
-            ready, message = _is_ready(r.conditions)
+            ready, message = is_ready(r.conditions)
             found.append(RevisionInfo(short_name(r.name), r.create_time, ready, message))
         return found
 
@@ -194,23 +205,24 @@ def _revisions(env: Environment, revisions_client: Any, parent: str) -> list[Rev
 
 
 # -- planning ----------------------------------------------------------------------------------------
-def plan_rollback(env: Environment, services: Any, revisions: Any, to: str | None = None) -> RollbackPlan:
+def plan_rollback(
+    env: Environment, services: Any, revisions: Any, to: str | None = None, *, under_test: str = ""
+) -> RollbackPlan:
     """The rollback of ``env``'s service to ``to``, or by default to the newest Ready revision created
-    before the one serving the most traffic (the deploy before it, skipping revisions that never became
-    ready). Raises :class:`RollbackRefused` when that would be wrong or change nothing. Reads only."""
+    before the serving one (skipping revisions that never became ready). Without ``to`` only a deploy
+    that took the traffic is undone: the serving revision must be the service's latest created and
+    latest ready revision, and, when ``under_test`` is given, that revision. Otherwise (a deploy that
+    failed, traffic pinned elsewhere) moving traffic would undo a healthy revision, so it is refused.
+    Raises :class:`RollbackRefused` when the rollback would be wrong or change nothing. Reads only."""
     name = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
     service = _call(env, "read the service", lambda: services.get_service(name=name, timeout=API_TIMEOUT))
     if service.reconciling:
         raise RollbackRefused(
             f"service {env.service} is being updated (reconciling): wait until it is done, then run again"
         )
-    current = tuple(
-        TrafficShare(short_name(t.revision), t.percent, t.tag, t.uri) for t in service.traffic_statuses
-    )
-    serving_share = max(
-        (t for t in current if t.revision and t.percent > 0), key=lambda t: t.percent, default=None
-    )
-    serving = serving_share.revision if serving_share else ""
+    current = traffic_.shares(service)
+    serving = traffic_.serving(current)
+    where = traffic_.describe(current) or "no traffic targets"
     known = _revisions(env, revisions, name)
     by_name = {r.name: r for r in known}
 
@@ -231,8 +243,22 @@ def plan_rollback(env: Environment, services: Any, revisions: Any, to: str | Non
     else:
         if not serving:
             raise RollbackRefused(
-                f"no revision of {env.service} serves traffic, so there is nothing to roll back from: "
-                "pass --to REVISION"
+                f"no revision of {env.service} serves traffic ({where}), so there is nothing to roll back "
+                "from: pass --to REVISION"
+            )
+        if under_test and serving != under_test:
+            raise RollbackRefused(
+                f"the revision under test {under_test} does not serve the traffic: {serving} does "
+                f"({where}); only the revision under test is ever rolled back"
+            )
+        latest_created = short_name(service.latest_created_revision)
+        latest_ready = short_name(service.latest_ready_revision)
+        if serving != latest_created or serving != latest_ready:
+            raise RollbackRefused(
+                f"the serving revision {serving} is not the service's latest deploy (latest created "
+                f"{latest_created or 'none'}, latest ready {latest_ready or 'none'}; traffic: {where}): "
+                "only a deploy that took the traffic is rolled back without --to; pass --to REVISION "
+                "to choose one"
             )
         if serving not in by_name:
             raise RollbackRefused(f"the serving revision {serving} is not among the service's revisions")
@@ -250,11 +276,14 @@ def plan_rollback(env: Environment, services: Any, revisions: Any, to: str | Non
             for r in older
             if not r.ready and (r.create_time, r.name) > (target.create_time, target.name)
         ]
-        reason = f"the newest Ready revision created before the serving one ({serving})"
+        reason = (
+            f"the serving revision {serving} is the service's latest created and latest ready revision; "
+            "this is the newest Ready revision created before it"
+        )
         if skipped:
             reason += f"; skipped as not Ready: {', '.join(skipped)}"
         reason += "; pass --to REVISION to choose another"
-    if sum(t.percent for t in current if t.revision == target.name) >= 100:
+    if traffic_.percent_for(current, target.name) >= 100:
         raise RollbackRefused(f"revision {target.name} already serves 100 % of traffic: nothing to roll back")
 
     tag_revisions = {t.tag: t.revision for t in current if t.tag}
@@ -315,10 +344,8 @@ def apply_rollback(plan: RollbackPlan, services: Any, timeout: float = 300.0) ->
         lambda: operation.result(timeout=timeout, polling=polling),
         on_timeout=unfinished,
     )
-    traffic = tuple(
-        TrafficShare(short_name(t.revision), t.percent, t.tag, t.uri) for t in updated.traffic_statuses
-    )
-    served = sum(t.percent for t in traffic if t.revision == plan.target.name)
+    traffic = traffic_.shares(updated)
+    served = traffic_.percent_for(traffic, plan.target.name)
     if served != 100:
         shown = ", ".join(f"{t.revision}={t.percent}%" for t in traffic)
         raise SmokeError(
@@ -340,7 +367,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--to",
         metavar="REVISION",
-        help="revision to serve 100 %% (default: the newest Ready revision older than the serving one)",
+        help="revision to serve 100 %% (default: the newest Ready revision older than the serving one, "
+        "only when the serving one is the service's latest created and latest ready revision)",
     )
     parser.add_argument("--yes", action="store_true", help="apply the plan (without it nothing changes)")
     parser.add_argument(
@@ -407,4 +435,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"cloudrun-smoke rollback: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(f"done in {result.seconds:.1f} s: {result.revision} serves 100 % of {plan.service}'s traffic")
+    print(f"new deploys get no traffic until: {plan.to_latest_command}")
     return EXIT_DONE
