@@ -47,7 +47,7 @@ class Target:
     secret_env_names: tuple[str, ...]
     candidate_tag: str = ""  # set when a no-traffic candidate is under test, through its tag URL
     revision_create_time: datetime | None = None  # when the revision under test was created (the window)
-    service_url: str = ""  # the service's own URL (``uri``), whatever ``url`` is called: the ID token's audience
+    service_url: str = ""  # the service's own URL (``uri``): the ID token's audience, whatever ``url`` is
     reconcile_waited: float = 0.0  # seconds discovery waited for the service to stop reconciling
 
     @property

@@ -15,18 +15,18 @@ from google.cloud import run_v2
 from shapes import Fixture, assert_same_shape, load
 
 from cloudrun_smoke.config import Environment
-from cloudrun_smoke.discovery import _ready, discover
+from cloudrun_smoke.discovery import discover
 from cloudrun_smoke.local.json_api import JsonApiServer, Request, route
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
 from cloudrun_smoke.rollback import RevisionInfo, RollbackPlan, RollbackRefused, apply_rollback, plan_rollback
+from cloudrun_smoke.traffic import is_ready
 from cloudrun_smoke.waiting import wait_until
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
 OLD, NEW, BAD = f"{SERVICE}-00041-vaw", f"{SERVICE}-00042-xoq", f"{SERVICE}-00043-kiz"
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 LOCATION = "/v2/projects/{project}/locations/{location}"
-POINT_1 = "emulator and discovery: LATEST is reported without a revision name and resolved to latestReadyRevision; fixed with point 1 of issue 12"
 
 # Fields Google sends that depend on who deployed with what tool; the local stack has no such facts.
 DEPLOYER_FIELDS = ("creator", "lastModifier", "client", "clientVersion", "serviceAccount", "startupCpuBoost")
@@ -103,7 +103,6 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[FixtureRunApi, str]
 
 
 @pytest.mark.parametrize("served", ["run_service_latest_100"], indirect=True)
-@pytest.mark.xfail(strict=True, reason=POINT_1)
 def test_latest_at_100_is_the_latest_ready_revision_at_100(served: tuple[FixtureRunApi, str]) -> None:
     _, endpoint = served
     target = discover(env(endpoint), *clients(endpoint))
@@ -114,7 +113,6 @@ def test_latest_at_100_is_the_latest_ready_revision_at_100(served: tuple[Fixture
 
 
 @pytest.mark.parametrize("served", ["run_service_latest_with_tagged_revision"], indirect=True)
-@pytest.mark.xfail(strict=True, reason=POINT_1)
 def test_a_tagged_revision_at_0_is_not_the_revision_under_test(served: tuple[FixtureRunApi, str]) -> None:
     _, endpoint = served
     target = discover(env(endpoint), *clients(endpoint))
@@ -173,12 +171,11 @@ def test_revisions_ready_and_failed(served: tuple[FixtureRunApi, str]) -> None:
     assert target.revision_create_time is not None and target.revision_create_time.year == 2026
     _, revisions = clients(endpoint)
     failed = revisions.get_revision(name=f"{NAME}/revisions/{BAD}")
-    ready, message = _ready(failed.conditions)
+    ready, message = is_ready(failed.conditions)
     assert not ready and "failed to start and listen on the port" in message
 
 
 @pytest.mark.parametrize("served", ["run_service_latest_100"], indirect=True)
-@pytest.mark.xfail(strict=True, reason=POINT_1)
 def test_a_rollback_plan_from_latest_at_100(served: tuple[FixtureRunApi, str]) -> None:
     _, endpoint = served
     plan = plan_rollback(env(endpoint), *clients(endpoint))
@@ -186,7 +183,6 @@ def test_a_rollback_plan_from_latest_at_100(served: tuple[FixtureRunApi, str]) -
 
 
 @pytest.mark.parametrize("served", ["run_service_latest_100"], indirect=True)
-@pytest.mark.xfail(strict=True, reason=POINT_1)
 def test_a_rollback_to_the_revision_latest_already_serves_is_refused(
     served: tuple[FixtureRunApi, str],
 ) -> None:
@@ -270,13 +266,11 @@ def compare(fixture: Fixture, body: Any, *extra_optional: str) -> None:
     assert_same_shape(fixture, body, optional=(*DEPLOYER_FIELDS, *extra_optional))
 
 
-@pytest.mark.xfail(strict=True, reason=POINT_1)
 def test_emulator_latest_at_100(emulator: Any) -> None:
     http = emulator(emulated([TrafficTarget(None, 100)]))
     compare(load("run_service_latest_100"), http.get(NAME).json())
 
 
-@pytest.mark.xfail(strict=True, reason=POINT_1)
 def test_emulator_latest_with_a_tagged_revision(emulator: Any) -> None:
     http = emulator(emulated([TrafficTarget(None, 100), TrafficTarget(OLD, 0, "previous")]))
     compare(load("run_service_latest_with_tagged_revision"), http.get(NAME).json())
