@@ -155,13 +155,19 @@ def _settle(stack: Any, revision: str, samples: int, metric_delay: float, timeou
     the traffic's last line, and its Monitoring figures after its last sample, not in the middle of
     their delays (a few seconds are most of a local window)."""
     store, recorder = stack.store, stack.metrics
+    # A metric_delay too long to wait for here leaves the Monitoring figures short of the traffic's
+    # end, or skipped (see Window.metrics_skipped): not waited for.
+    lag = metric_delay if metric_delay < timeout / 2 else 0.0
     last_line = max((e.visible_at for e in store), default=0.0)
     traffic_end = time.time()
 
     def settled() -> bool | None:
         measured = [u.time for u in recorder.utilizations() if u.revision == revision and u.cpu is not None]
-        done = store.now() >= last_line and len(measured) >= samples and max(measured) > traffic_end
-        return True if done and time.time() - metric_delay > max(measured) else None
+        visible = [t for t in measured if t < time.time() - lag]  # inside the Monitoring figures' interval
+        done = (
+            store.now() >= last_line and len(visible) >= samples and max(visible, default=0.0) > traffic_end
+        )
+        return True if done else None
 
     wait_until(settled, timeout=timeout, what="the traffic's log lines and metric samples", interval=0.2)
 
