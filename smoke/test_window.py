@@ -96,7 +96,8 @@ def _judge_metric(
     window: Window,
     figures: Figures,
 ) -> None:
-    """A Monitoring figure against its threshold, skipped below ``[window] minimum_key`` samples."""
+    """A Monitoring figure against its threshold, skipped below ``[window] minimum_key`` samples;
+    ``window`` is the Monitoring interval (it ends ``metric_delay`` before the log figures')."""
     m = _metric(read)
     _enough(name, m.samples, getattr(env.window, minimum_key), window, minimum_key, env)
     assert m.value is not None
@@ -108,7 +109,7 @@ def test_5xx_share(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
     threshold = smoke_env.window.error_share_pct
-    args = (smoke_env, smoke_window, smoke_figures)
+    args = (smoke_env, smoke_metrics.window, smoke_figures)
     _judge_metric(smoke_metrics.error_share, "5xx share", " %", threshold, "min_requests", *args)
 
 
@@ -116,7 +117,7 @@ def test_request_latency_p95(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
     threshold = smoke_env.window.latency_p95_ms
-    args = (smoke_env, smoke_window, smoke_figures)
+    args = (smoke_env, smoke_metrics.window, smoke_figures)
     _judge_metric(smoke_metrics.latency_p95, "request latency P95", " ms", threshold, "min_requests", *args)
 
 
@@ -124,7 +125,7 @@ def test_memory_utilization_peak(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
     threshold = smoke_env.window.memory_max_pct
-    args = (smoke_env, smoke_window, smoke_figures)
+    args = (smoke_env, smoke_metrics.window, smoke_figures)
     _judge_metric(
         smoke_metrics.memory_max, "memory utilization max", " %", threshold, "min_metric_samples", *args
     )
@@ -134,7 +135,7 @@ def test_cpu_utilization_p95(
     smoke_metrics: MetricReader, smoke_env: Environment, smoke_window: Window, smoke_figures: Figures
 ) -> None:
     threshold = smoke_env.window.cpu_p95_pct
-    args = (smoke_env, smoke_window, smoke_figures)
+    args = (smoke_env, smoke_metrics.window, smoke_figures)
     _judge_metric(smoke_metrics.cpu_p95, "CPU utilization P95", " %", threshold, "min_metric_samples", *args)
 
 
@@ -144,6 +145,7 @@ def test_instance_count_within_bounds(
     low, high = smoke_env.expect.min_instances, smoke_env.expect.max_instances
     if low is None and high is None:
         pytest.skip(f"no min_instances / max_instances in [env.{smoke_env.name}.expect]")
+    smoke_window = smoke_metrics.window  # the Monitoring interval
     m = _metric(lambda: smoke_metrics.instance_counts(floor=low or 0))
     if m.value is None:
         pytest.skip(f"no instance_count points in the window {smoke_window.describe()}")

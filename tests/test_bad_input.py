@@ -367,3 +367,17 @@ def test_env_var_values_appear_nowhere(tmp_path: Path) -> None:
     assert len(written) >= 6  # both outputs, two JUnit files, two verdicts, the summary
     for text in written:
         assert secret not in text
+
+
+@pytest.mark.parametrize("marks", ["window", "oncall", "not window"])
+def test_a_gauge_period_under_60_s_stops_the_run_before_credentials(tmp_path: Path, marks: str) -> None:
+    """Cloud Monitoring refuses an alignment period under 60 s (monitoring_v3 Aggregation.alignment_period:
+    "The value must be at least 60 seconds"): refused when smoke.toml is read, whatever -m selects, before
+    any credential is looked for (there are none here) or the service discovered."""
+    config = (
+        "[env.prod]\nproject = 'p'\nregion = 'r'\nservice = 's'\n[env.prod.window]\ngauge_period_s = 10\n"
+    )
+    proc = smoke(tmp_path, config, "--env", "prod", "-m", marks)
+    assert_one_clear_line(proc, "env.prod.window.gauge_period_s: 10 s is shorter than 60 s")
+    out = proc.stdout + proc.stderr
+    assert "credentials" not in out.lower() and "discover" not in out.lower(), out

@@ -134,3 +134,48 @@ def test_sections_parse_into_typed_settings(tmp_path: Path) -> None:
     assert env.checks.preferences_in_stats is True and env.checks.allow_errors == ("known noise",)
     assert env.patterns == {"archive.enqueued": ["queued (?P<thread_id>[^ ]+)"]}
     assert env.known_failures["test_tenant_isolation"].reason == "search not scoped"
+
+
+# -- Cloud Monitoring's alignment period and metric delay ----------------------------------------------
+LOCAL = (
+    MINIMAL.replace("env.prod", "env.dev")
+    + "[env.dev.window]\ngauge_period_s = 1\n[env.dev.stack]\nservice_cmd = 'python -m x'\n"
+)
+
+
+@pytest.mark.parametrize("period", [1, 30, 59])
+def test_a_gauge_period_under_60_s_is_refused_outside_the_stack(tmp_path: Path, period: int) -> None:
+    """monitoring_v3 Aggregation.alignment_period: "The value must be at least 60 seconds"."""
+    text = MINIMAL + f"[env.prod.window]\ngauge_period_s = {period}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text)).environment("prod", environ={})
+    message = str(caught.value)
+    assert "env.prod.window.gauge_period_s" in message and "60 s" in message and "\n" not in message
+    ok = MINIMAL + "[env.prod.window]\ngauge_period_s = 60\n"
+    assert load_config(write(tmp_path, ok)).environment("prod", environ={}).window.gauge_period_s == 60
+
+
+def test_the_stack_takes_a_short_gauge_period_only_when_it_allows_short_alignments(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"env\.dev\.window\.gauge_period_s: 1 s is shorter than 60 s"):
+        load_config(write(tmp_path, LOCAL)).environment("dev", environ={})
+    allowed = LOCAL + "min_alignment_period = 1\n"
+    env = load_config(write(tmp_path, allowed)).environment("dev", environ={})
+    assert (env.min_alignment_period, env.window.gauge_period_s) == (1.0, 1)
+
+
+def test_metric_delay_defaults_to_cloud_runs_sampling_period_plus_its_visibility_delay(
+    tmp_path: Path,
+) -> None:
+    """Google Cloud metrics, Cloud Run: "Sampled every 60 seconds. After sampling, data is not visible
+    for up to 180 seconds." The local stack samples every second and delays by its own metric_delay."""
+    assert load_config(write(tmp_path, MINIMAL)).environment("prod", environ={}).metric_delay == 240.0
+    shipped = load_config(ROOT / "smoke.toml")
+    assert shipped.environment("prod", environ={}).metric_delay == 240.0
+    local = shipped.environment("local", environ={})
+    assert local.stack is not None and local.metric_delay == 1.0 + local.stack.metric_delay <= 5
+    explicit = MINIMAL + "[env.prod.window]\nmetric_delay = 600\n"
+    assert load_config(write(tmp_path, explicit)).environment("prod", environ={}).metric_delay == 600.0
+    with pytest.raises(ConfigError, match=r"env\.prod\.window\.metric_delay: expected a number >= 0"):
+        load_config(write(tmp_path, MINIMAL + "[env.prod.window]\nmetric_delay = -1\n")).environment(
+            "prod", environ={}
+        )

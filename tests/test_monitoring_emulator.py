@@ -55,6 +55,7 @@ def config(**overrides: object) -> LocalStackConfig:
         "startup_timeout": 10.0,
         "read_quota_per_minute": None,
         "metrics_period": 0.5,
+        "min_alignment_period": 1.0,  # windows of seconds: Google's 60 s minimum allowed explicitly
     }
     settings.update(overrides)
     return LocalStackConfig(**settings)  # type: ignore[arg-type]

@@ -100,6 +100,47 @@ def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, 
     assert cost["start"] < cost["end"]
     figures = {f["name"]: f for f in run.verdict["figures"]}
     assert figures["5xx share"]["samples"] >= 100 and figures["consolidation failure rate"]["samples"] >= 40
+    # Both intervals: the log figures end now, the Monitoring figures metric_delay (1 s + 1 s here) earlier.
+    assert "\n  Monitoring figures: " in run.output and "metric_delay 2s before the end" in run.output
+    assert cost["metrics_end"] < cost["end"] and not cost["metrics_skipped"]
+
+
+MONITORING_CHECKS = ("5xx", "latency", "memory", "cpu", "instances")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("settings", "reasons"),
+    [
+        # Right after a deploy: now − metric_delay is before the window's start; the log figures are judged.
+        ("window.metric_delay = 3600", dict.fromkeys(MONITORING_CHECKS, "falls before the window's start")),
+        # The emulator hides points for 2 min after sampling (Cloud Run: up to 180 s) and the window's
+        # Monitoring figures end now: the whole local window looks empty, so nothing is judged.
+        (
+            "metric_delay = 120\nwindow.metric_delay = 0",
+            {
+                **dict.fromkeys(MONITORING_CHECKS[:4], " 0 sample(s) in the window"),
+                "instances": "no instance_count",
+            },
+        ),
+    ],
+    ids=["after-a-deploy", "read-up-to-now"],
+)
+def test_monitoring_figures_not_yet_visible_are_skipped_not_judged(
+    settings: str, reasons: dict[str, str], tmp_path: Path
+) -> None:
+    config = local_config(tmp_path, "traffic_deadline = 10\n" + settings)
+    run = run_window(tmp_path, f"--smoke-config={config}", env={"SMOKE_LOCAL_FAULTS": ""})
+    assert run.returncode == 0, run.output
+    for name, reason in reasons.items():
+        check = CHECKS[name]
+        assert run.outcomes.get(check) == "skipped", f"{check} was judged:\n{run.output}"
+        assert reason in run.messages[check], run.messages[check]
+    logs = {k: run.outcomes.get(v) for k, v in CHECKS.items() if k not in MONITORING_CHECKS}
+    assert set(logs.values()) == {"passed"}, f"log checks: {logs}\n{run.output}"
+    skipped = "falls before" in reasons["5xx"]
+    assert ("Monitoring figures skipped: now − metric_delay 1h" in run.output) == skipped, run.output
+    assert bool(run.verdict["window"]["metrics_skipped"]) == skipped
 
 
 class WindowFault(NamedTuple):

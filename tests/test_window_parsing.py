@@ -76,6 +76,56 @@ def test_the_window_is_whole_seconds_so_one_alignment_period_covers_it() -> None
     assert window.duration == timedelta(seconds=42) and window.seconds == 42
 
 
+def test_monitoring_figures_end_metric_delay_before_the_log_figures() -> None:
+    """Google Cloud metrics, Cloud Run: "Sampled every 60 seconds. After sampling, data is not visible
+    for up to 180 seconds": a read that ends now would judge the last minutes as empty."""
+    delay = timedelta(seconds=240)
+    window = resolve_window(
+        None,
+        "rev-1",
+        CREATED,
+        cap=timedelta(hours=24),
+        minimum=timedelta(seconds=60),
+        metric_delay=delay,
+        now=NOW,
+    )
+    assert (window.start, window.end, window.metrics_end) == (CREATED, NOW, NOW - delay)
+    metrics = window.metrics()
+    assert (metrics.start, metrics.end) == (CREATED, NOW - delay) and metrics.seconds == window.seconds - 240
+    assert "metric_delay 4m before now" in metrics.describe()
+    assert not window.metrics_skipped
+    assert window.describe_metrics().startswith("Monitoring figures: 2026-11-25T09:57:00.250000Z to ")
+    assert "(1h 59m: metric_delay 4m before the end" in window.describe_metrics()
+
+
+def test_right_after_a_deploy_the_monitoring_figures_are_skipped_saying_why() -> None:
+    young = NOW - timedelta(seconds=200)  # 240 s of delay + 60 s of alignment: not before 300 s
+    window = resolve_window(
+        None,
+        "rev-1",
+        young,
+        cap=timedelta(hours=24),
+        minimum=timedelta(seconds=60),
+        metric_delay=timedelta(seconds=240),
+        now=NOW,
+    )
+    assert window.start == young and window.end == NOW  # the log figures keep their window
+    assert "now − metric_delay 4m = 2026-11-25T11:56:00.250000Z falls before the window's start" in (
+        window.metrics_skipped
+    )
+    assert "read them after 2026-11-25T12:01:40.250000Z" in window.metrics_skipped
+    assert window.describe_metrics().startswith("Monitoring figures skipped: now − metric_delay 4m")
+    assert not resolve_window(
+        None,
+        "rev-1",
+        NOW - timedelta(seconds=300),
+        cap=timedelta(hours=24),
+        minimum=timedelta(seconds=60),
+        metric_delay=timedelta(seconds=240),
+        now=NOW,
+    ).metrics_skipped
+
+
 def test_durations_read_well_in_messages() -> None:
     assert [format_duration(timedelta(seconds=s)) for s in (5, 65, 3700, 90000)] == [
         "5s",

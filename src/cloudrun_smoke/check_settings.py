@@ -12,7 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudrun_smoke.validators import boolean, non_negative_int, positive_int, positive_number, string, table
+from cloudrun_smoke.validators import (
+    boolean,
+    non_negative_int,
+    non_negative_number,
+    positive_int,
+    positive_number,
+    string,
+    table,
+)
 
 Parser = Callable[[Any], Any]
 _str, _bool, _count, _positive, _table = string, boolean, non_negative_int, positive_number, table
@@ -73,6 +81,7 @@ class WindowSettings:
     min_consolidations: int = 10
     min_metric_samples: int = 10
     gauge_period_s: int = 60  # instance_count is sampled once a minute by Cloud Run
+    metric_delay: float | None = None  # seconds before now where Monitoring figures end (None: default)
     max_log_pages: int = 10  # per kind of log entry, 1000 entries a page: the hard cap on reads
 
 
@@ -136,6 +145,7 @@ WINDOW_SCHEMA: dict[str, Parser] = {
     "min_consolidations": _count,
     "min_metric_samples": _count,
     "gauge_period_s": positive_int,
+    "metric_delay": non_negative_number,
     "max_log_pages": positive_int,
 }
 CHECKS_SCHEMA: dict[str, Parser] = {

@@ -28,6 +28,7 @@ from cloudrun_smoke.check_settings import (
     parse_section,
 )
 from cloudrun_smoke.errors import ConfigError
+from cloudrun_smoke.monitoring import CLOUD_RUN_METRIC_DELAY_S, MIN_ALIGNMENT_PERIOD_S
 from cloudrun_smoke.patterns import catalogue_with
 from cloudrun_smoke.validators import (
     boolean as _boolean,
@@ -57,6 +58,7 @@ from cloudrun_smoke.validators import (
     table as _table,
 )
 
+LOCAL_SAMPLE_PERIOD_S = 1.0  # the local stack samples its instances every second
 AUTH_MODES = ("none", "dev-bypass", "bearer", "login", "id-token")
 ENV_VAR = "SMOKE_ENV"
 
@@ -85,6 +87,10 @@ class StackSettings:
     traffic_users: int = 6  # `-m window` on the local stack: simulated users of the background traffic
     traffic_threads: int = 8  # threads each of them creates, writes to and archives
     traffic_deadline: float = 60.0  # seconds: no new thread after it, and no more waiting for consolidations
+    # Cloud Monitoring as the stack serves it: the shortest alignment period it takes (Google's is 60 s;
+    # a local window of a few seconds needs less, so it must be allowed here) ...
+    min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S
+    metric_delay: float = 1.0  # ... and how long a metric point stays invisible after it is sampled
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,21 @@ class Environment:
     @property
     def is_local(self) -> bool:
         return self.stack is not None
+
+    @property
+    def min_alignment_period(self) -> float:
+        """The shortest alignment period the environment's Cloud Monitoring takes, in seconds."""
+        return self.stack.min_alignment_period if self.stack else float(MIN_ALIGNMENT_PERIOD_S)
+
+    @property
+    def metric_delay(self) -> float:
+        """How far before now the window's Monitoring figures end: ``[window] metric_delay``, by
+        default one sampling period plus the time a sampled point may stay invisible."""
+        if self.window.metric_delay is not None:
+            return self.window.metric_delay
+        if self.stack is not None:
+            return LOCAL_SAMPLE_PERIOD_S + self.stack.metric_delay
+        return float(CLOUD_RUN_METRIC_DELAY_S)
 
     def with_overrides(self, **changes: Any) -> Environment:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -208,6 +229,8 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "traffic_users": (_positive_int, False),
     "traffic_threads": (_positive_int, False),
     "traffic_deadline": (_positive_number, False),
+    "min_alignment_period": (_positive_number, False),
+    "metric_delay": (_non_negative_number, False),
 }
 
 
@@ -304,7 +327,23 @@ class SmokeConfig:
             if stack_values.get("candidate_cmd") and not stack_values.get("tag"):
                 raise ConfigError(f"{stack_where}: candidate_cmd needs a tag (its revision gets no traffic)")
             values["stack"] = StackSettings(**stack_values)
-        return Environment(name=name, source=str(self.path), **values)
+        env = Environment(name=name, source=str(self.path), **values)
+        _check_alignment(env, f"{self.path}: env.{name}")
+        return env
+
+
+def _check_alignment(env: Environment, where: str) -> None:
+    """Cloud Monitoring refuses an alignment period under 60 s (``Aggregation.alignment_period``: "The
+    value must be at least 60 seconds"): a shorter ``gauge_period_s`` is a configuration error, found
+    when smoke.toml is read rather than by the window checks' first ListTimeSeries call."""
+    period, minimum = env.window.gauge_period_s, env.min_alignment_period
+    if period < minimum:
+        whose = (
+            "this stack's min_alignment_period"
+            if env.is_local
+            else "Cloud Monitoring's shortest alignment period"
+        )
+        raise ConfigError(f"{where}.window.gauge_period_s: {period} s is shorter than {minimum:g} s, {whose}")
 
 
 SECTIONS = ("expect", "slo", "checks", "window", "patterns", "known_failures")

@@ -27,6 +27,14 @@ MEMORY_UTILIZATIONS = "run.googleapis.com/container/memory/utilizations"
 CPU_UTILIZATIONS = "run.googleapis.com/container/cpu/utilizations"
 INSTANCE_COUNT = "run.googleapis.com/container/instance_count"
 CALL_TIMEOUT = 30.0
+# monitoring_v3 Aggregation.alignment_period: "The value must be at least 60 seconds."
+MIN_ALIGNMENT_PERIOD_S = 60
+# Google Cloud metrics, Cloud Run (https://cloud.google.com/monitoring/api/metrics_gcp#gcp-run), e.g.
+# request_latencies: "Sampled every 60 seconds. After sampling, data is not visible for up to 180 seconds."
+# A window's last point is complete one sampling period plus that delay after its end.
+CLOUD_RUN_SAMPLE_PERIOD_S = 60
+CLOUD_RUN_VISIBILITY_DELAY_S = 180
+CLOUD_RUN_METRIC_DELAY_S = CLOUD_RUN_SAMPLE_PERIOD_S + CLOUD_RUN_VISIBILITY_DELAY_S
 
 
 @dataclass(frozen=True)

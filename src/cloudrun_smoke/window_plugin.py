@@ -48,6 +48,8 @@ class WindowState:
         return {
             "start": format_rfc3339(self.window.start),
             "end": format_rfc3339(self.window.end),
+            "metrics_end": None if self.window.metrics_skipped else format_rfc3339(self.window.metrics_end),
+            "metrics_skipped": self.window.metrics_skipped,
             "list_time_series_calls": self.metrics.calls if self.metrics else 0,
             "entries_list_pages": self.logs.pages if self.logs else 0,
             "capped": list(self.capped),
@@ -55,7 +57,7 @@ class WindowState:
 
     def describe(self) -> list[str]:
         cost = self.as_dict()
-        lines = [f"window: {self.window.describe()}"]
+        lines = [f"window: {self.window.describe()}", f"  {self.window.describe_metrics()}"]
         lines.append(
             f"window reads: ListTimeSeries calls: {cost['list_time_series_calls']}; "
             f"entries:list pages: {cost['entries_list_pages']}"
@@ -143,24 +145,32 @@ def smoke_window_traffic(smoke_env: Environment, smoke_target: Target, request: 
     except SmokeError as e:
         pytest.exit(f"cloudrun-smoke: background traffic: {e}", returncode=4)
     minimum = max(1, smoke_env.window.min_metric_samples)
+    stack = request.config.stash[STACK_KEY]
     try:
-        _settle(request.config.stash[STACK_KEY], smoke_target.revision, minimum, smoke_env.log_deadline)
+        _settle(stack, smoke_target.revision, minimum, smoke_env.metric_delay, smoke_env.log_deadline)
     except WaitTimeout as e:
         pytest.exit(f"cloudrun-smoke: the local stack after the background traffic: {e}", returncode=4)
     return summary.describe()
 
 
-def _settle(stack: Any, revision: str, samples: int, timeout: float) -> None:
+def _settle(stack: Any, revision: str, samples: int, metric_delay: float, timeout: float) -> None:
     """Until every log line written so far is visible and the instance sampler has measured the
-    revision ``samples`` times, once after the traffic: the window then ends after the traffic's last
-    line and sample, not in the middle of their delays (a few seconds are most of a local window)."""
+    revision ``samples`` times, once after the traffic, ``metric_delay`` ago: the window then ends after
+    the traffic's last line, and its Monitoring figures after its last sample, not in the middle of
+    their delays (a few seconds are most of a local window)."""
     store, recorder = stack.store, stack.metrics
+    # A metric_delay too long to wait for here leaves the Monitoring figures short of the traffic's
+    # end, or skipped (see Window.metrics_skipped): not waited for.
+    lag = metric_delay if metric_delay < timeout / 2 else 0.0
     last_line = max((e.visible_at for e in store), default=0.0)
     traffic_end = time.time()
 
     def settled() -> bool | None:
         measured = [u.time for u in recorder.utilizations() if u.revision == revision and u.cpu is not None]
-        done = store.now() >= last_line and len(measured) >= samples and max(measured) > traffic_end
+        visible = [t for t in measured if t < time.time() - lag]  # inside the Monitoring figures' interval
+        done = (
+            store.now() >= last_line and len(visible) >= samples and max(visible, default=0.0) > traffic_end
+        )
         return True if done else None
 
     wait_until(settled, timeout=timeout, what="the traffic's log lines and metric samples", interval=0.2)
@@ -170,14 +180,15 @@ def _settle(stack: Any, revision: str, samples: int, timeout: float) -> None:
 def smoke_window(
     smoke_env: Environment, smoke_target: Target, smoke_window_traffic: str, request: pytest.FixtureRequest
 ) -> Window:
-    """The window the checks judge; it ends now (after the local traffic, if any)."""
+    """The window the checks judge; it ends now (after the local traffic, if any), its Monitoring
+    figures ``metric_delay`` earlier."""
     window = resolve_window(
         requested(request.config),
         smoke_target.revision,
         smoke_target.revision_create_time,
         cap=timedelta(seconds=smoke_env.window.max),
-        # Cloud Monitoring's shortest alignment period is 60 s; the local emulator takes 1 s.
-        minimum=timedelta(seconds=1 if smoke_env.is_local else 60),
+        minimum=timedelta(seconds=smoke_env.min_alignment_period),
+        metric_delay=timedelta(seconds=smoke_env.metric_delay),
     )
     request.config.stash[STATE_KEY] = WindowState(window, traffic=smoke_window_traffic)
     return window
@@ -204,12 +215,14 @@ def smoke_metrics(
 ) -> MetricReader:
     from cloudrun_smoke.google_clients import monitoring_client
 
+    if smoke_window.metrics_skipped:  # every Monitoring figure skips, saying why; the log figures run
+        pytest.skip(f"{smoke_window.metrics_skipped} ([env.{smoke_env.name}.window] metric_delay)")
     client = _client(monitoring_client, smoke_env)
     scope = Scope(smoke_env.project, smoke_env.service, smoke_env.region, _scope_revision(smoke_target))
     reader = MetricReader(
         client,
         scope,
-        smoke_window,
+        smoke_window.metrics(),
         gauge_period=smoke_env.window.gauge_period_s,
         endpoint=smoke_env.monitoring_api_endpoint,
     )

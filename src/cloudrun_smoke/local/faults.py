@@ -38,7 +38,7 @@ STACK_FAULTS: Mapping[str, str] = MappingProxyType(
         SLOW_INGESTION: "log entries become visible only after the suite's log deadline",
         HEAVY_JITTER: "several seconds of per-entry ingestion jitter: lines surface out of order",
         FLAKY_LOGGING: "10 % of entries:list calls answer 429 RESOURCE_EXHAUSTED, at random, all along",
-        ERROR_BURST: "the front end answers 500 to the last 10 of every 100 requests (bursts, 10 % of 5xx)",
+        ERROR_BURST: "the instance answers 500 to the last 10 of every 100 requests (bursts, 10 % of 5xx)",
     }
 )
 

@@ -5,6 +5,13 @@ request to the service URL goes to a revision chosen by the traffic split, a req
 the tagged revision, and then round-robin to one of that revision's live instances. The front end adds
 what Cloud Run adds (``X-Forwarded-For``, ``X-Forwarded-Proto``, trace context, the original ``Host``)
 and writes one request log entry per request to ``run.googleapis.com/requests``.
+
+Only answers that came from an instance reach the Monitoring emulator, as on Cloud Run, whose
+``request_count`` "excludes requests that are not reaching your container instances (e.g. unauthorized
+requests or when maximum number of instances is reached)" and whose ``request_latencies`` is "measured
+from when the request reaches the running container to when it exits [...] it does not include
+container startup latency" (Google Cloud metrics, https://cloud.google.com/monitoring/api/metrics_gcp#gcp-run).
+IAM refusals, no route (404) and no instance (503) are in the request log only.
 """
 
 from __future__ import annotations
@@ -164,6 +171,7 @@ class _Answer:
     body: bytes
     declared_length: int | None = None  # the instance's Content-Length when its body was cut short
     refusal: Refusal | None = None  # Cloud Run IAM's, when it refused the request
+    served_ms: float | None = None  # set when an instance answered: how long it took (request_latencies)
 
 
 class FrontEnd:
@@ -255,11 +263,15 @@ class FrontEnd:
             answer = _Answer(404, [("Content-Type", "text/html; charset=UTF-8")], NOT_FOUND_BODY)
         elif backend is None:
             answer = _Answer(503, [("Content-Type", "text/html; charset=UTF-8")], UNAVAILABLE_BODY)
-        elif self.error_burst is not None and self.error_burst.hit():
-            answer = _Answer(500, [("Content-Type", "application/json")], BURST_BODY)
         else:
             with self.metrics.serving(backend.instance_id) if self.metrics else contextlib.nullcontext():
-                answer = self._forward(handler, backend, body, trace_id, span, sampled)
+                reached = time.perf_counter()
+                if self.error_burst is not None and self.error_burst.hit():
+                    # The instance answers 500: counted by request_count like any answer of the service.
+                    answer = _Answer(500, [("Content-Type", "application/json")], BURST_BODY)
+                    answer.served_ms = (time.perf_counter() - reached) * 1000
+                else:
+                    answer = self._forward(handler, backend, body, trace_id, span, sampled)
         latency = time.perf_counter() - clock
         self._respond(handler, answer, trace_id, span, sampled)
         self._log(
@@ -298,6 +310,7 @@ class FrontEnd:
         connection = http.client.HTTPConnection(
             "127.0.0.1", backend.port, timeout=self._timeout(backend.revision)
         )
+        sent = time.perf_counter()
         try:
             connection.putrequest(handler.command, handler.path, skip_host=True, skip_accept_encoding=True)
             for name, value in headers:
@@ -313,10 +326,17 @@ class FrontEnd:
                 data, declared = e.partial, len(e.partial) + (e.expected or 0)
             kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
             kept = [(k, v) for k, v in kept if k.lower() not in ("content-length", "server", "date")]
-            return _Answer(response.status, kept, data, declared)
-        except TimeoutError:
-            return _Answer(504, [("Content-Type", "text/plain")], TIMEOUT_BODY)
-        except (OSError, http.client.HTTPException):
+            return _Answer(
+                response.status, kept, data, declared, served_ms=(time.perf_counter() - sent) * 1000
+            )
+        except TimeoutError:  # the instance had the request: it counts, with the time it was given
+            return _Answer(
+                504,
+                [("Content-Type", "text/plain")],
+                TIMEOUT_BODY,
+                served_ms=(time.perf_counter() - sent) * 1000,
+            )
+        except (OSError, http.client.HTTPException):  # never reached the instance: not in the metrics
             return _Answer(503, [("Content-Type", "text/html; charset=UTF-8")], UNAVAILABLE_BODY)
         finally:
             connection.close()
@@ -385,9 +405,11 @@ class FrontEnd:
             entry["textPayload"] = answer.refusal.log_text
         with contextlib.suppress(Exception):
             self._logging.ingest(entry)
-        if self.metrics is not None and revision is not None:
-            instance = backend.instance_id if backend else ""
-            self.metrics.record_request(revision, answer.status, latency * 1000, instance_id=instance)
+        # Only what reached an instance (see the module's docstring).
+        if self.metrics is not None and revision and backend is not None and answer.served_ms is not None:
+            self.metrics.record_request(
+                revision, answer.status, answer.served_ms, instance_id=backend.instance_id
+            )
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:

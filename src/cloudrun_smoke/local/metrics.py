@@ -1,7 +1,8 @@
 """What the local stack observes, kept for its Cloud Monitoring emulator.
 
-Cloud Run measures requests at its front end and samples every container instance; so does the local
-stack: the front end records each answered request (revision, status, latency), and a sampler thread
+Cloud Run counts the requests that reach a container instance and samples every instance; so does the
+local stack: the front end records each answer of an instance (revision, status, the instance's
+latency; refusals before an instance are not requests of the metrics), and a sampler thread
 reads each live instance's process tree from /proc every ``period`` seconds (memory and CPU against the
 revision's limits, alive and active instances per revision).
 """
@@ -50,7 +51,7 @@ def cpu_count(quantity: str) -> float:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request the front end answered. ``end`` is POSIX seconds."""
+    """One request an instance answered. ``end`` is POSIX seconds."""
 
     end: float
     revision: str

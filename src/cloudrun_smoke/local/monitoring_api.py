@@ -13,7 +13,8 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from google.cloud import monitoring_v3
 from cloudrun_smoke.local.distribution import Distribution
 from cloudrun_smoke.local.monitoring_eval import Descriptor, Observed, Query, QueryError, Series, evaluate
 from cloudrun_smoke.local.monitoring_filter import FilterError, parse_filter
+from cloudrun_smoke.monitoring import MIN_ALIGNMENT_PERIOD_S
 
 SERVICE = "google.monitoring.v3.MetricService"
 MAX_PAGE_SIZE = 100_000  # Google's effective page size when none or a larger one is asked for
@@ -55,11 +57,28 @@ def _invalid(message: str) -> ApiProblem:
 
 
 class MonitoringApi:
-    """ListTimeSeries for one project's metrics."""
+    """ListTimeSeries for one project's metrics.
 
-    def __init__(self, project: str, metrics: MetricSource) -> None:
+    ``min_alignment_period``: Google refuses less than 60 s (monitoring_v3 ``Aggregation``: "The value
+    must be at least 60 seconds"); a stack whose windows last seconds must allow less explicitly.
+    ``metric_delay``: a point is visible that many seconds after it is sampled (Cloud Run's metrics:
+    "After sampling, data is not visible for up to 180 seconds").
+    """
+
+    def __init__(
+        self,
+        project: str,
+        metrics: MetricSource,
+        *,
+        min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S,
+        metric_delay: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.project = project
         self._metrics = metrics
+        self.min_alignment_period = min_alignment_period
+        self.metric_delay = metric_delay
+        self._clock = clock
 
     def list_time_series(self, request: _Request) -> _Response:
         pb = _Request.pb(request)
@@ -78,9 +97,15 @@ class MonitoringApi:
                 f"This project's metrics: {', '.join(self._metrics.metric_types)}.",
             )
         query = _query(pb, parsed.terms)
+        if query.aligner != "ALIGN_NONE" and query.period < self.min_alignment_period:
+            raise _invalid(
+                f'Field aggregation.alignmentPeriod had an invalid value of "{query.period:g}s": '
+                f"the alignment period must be at least {self.min_alignment_period:g} seconds"
+            )
+        visible = min(query.end, self._clock() - self.metric_delay)  # what is sampled later is not yet
         try:
             series = evaluate(
-                descriptor, self._metrics.observed(descriptor.type, query.start, query.end), query
+                descriptor, self._metrics.observed(descriptor.type, query.start, visible), query
             )
         except QueryError as e:
             raise _invalid(str(e)) from None

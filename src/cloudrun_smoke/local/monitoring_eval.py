@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from cloudrun_smoke.local.distribution import Distribution, ExponentialBuckets, percentile_of
 from cloudrun_smoke.local.monitoring_filter import Term, selector
 
-MIN_ALIGNMENT_PERIOD = 1.0  # Google wants 60 s; a local post-deploy window can be shorter than that
+# The arithmetic's own floor; Google's 60 s minimum is the API's (monitoring_api.MonitoringApi).
+MIN_ALIGNMENT_PERIOD = 1.0
 
 Value = int | float | Distribution
 

@@ -39,6 +39,7 @@ from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
 from cloudrun_smoke.local.watchdog import Watchdog
+from cloudrun_smoke.monitoring import MIN_ALIGNMENT_PERIOD_S
 from cloudrun_smoke.timeutil import utcnow
 
 ExitHook = Callable[[str, RevisionInstance, int], None]
@@ -62,6 +63,8 @@ class LocalStackConfig:
     faults: tuple[str, ...] = ()  # see cloudrun_smoke.local.faults
     reconcile_delay: float = 0.2  # how long a traffic change's operation runs
     metrics_period: float = 1.0  # seconds between instance samples; raw metric points cover as much
+    min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S  # Google's 60 s unless a stack allows less
+    metric_delay: float = 0.0  # seconds a metric point stays invisible after it is sampled
     # What the fault switches set (see docs/faults.md):
     slow_ingestion_delay: float = 120.0
     heavy_jitter: float = 8.0
@@ -140,7 +143,13 @@ class LocalStack:
             # Started after the first revisions: gRPC core logs each fork() made while its threads run.
             cfg = self.config
             metrics = CloudRunMetrics(self.metrics, cfg.project, cfg.region, cfg.service)
-            self._monitoring = MonitoringApiServer(MonitoringApi(cfg.project, metrics)).start()
+            api = MonitoringApi(
+                cfg.project,
+                metrics,
+                min_alignment_period=cfg.min_alignment_period,
+                metric_delay=cfg.metric_delay,
+            )
+            self._monitoring = MonitoringApiServer(api).start()
             self._sampler.start()
         except BaseException:
             self.close()
@@ -450,5 +459,7 @@ def stack_for(env: Environment) -> LocalStack:
             tag=settings.tag,
             faults=tuple(settings.faults),
             require_invoker=settings.iam,
+            min_alignment_period=settings.min_alignment_period,
+            metric_delay=settings.metric_delay,
         )
     )
