@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -90,3 +91,29 @@ def test_required_env_vars_are_set(smoke_target: Target, smoke_env: Environment)
         f"revision {smoke_target.revision} lacks env var(s) {', '.join(missing)}; it sets "
         f"{', '.join(sorted(present)) or 'none'} (names only: values are never read)"
     )
+
+
+SHARED_STATE_ENV = ("DATABASE_URL", "CHROMA_HOST")
+
+
+def test_state_is_shared_when_several_instances_may_serve(
+    smoke_target: Target, record_property: Callable[[str, object], None]
+) -> None:
+    """Reported, not judged: the public configuration keeps SQLite and Chroma inside each container,
+    so with more than one instance a request may reach one that never saw the user's data. Whether
+    the revision sets the runbook's shared-state variables is said in the run's warnings; requiring
+    them is ``[expect] env_names``'s job."""
+    t = smoke_target
+    if t.max_instances is None or int(t.max_instances) <= 1:
+        pytest.skip(f"revision {t.revision} runs at most one instance: its state cannot be split")
+    present = set(t.env_names) | set(t.secret_env_names)
+    missing = [name for name in SHARED_STATE_ENV if name not in present]
+    record_property("shared_state", "per instance" if missing else "DATABASE_URL and CHROMA_HOST set")
+    if missing:
+        warnings.warn(
+            f"revision {t.revision} may run up to {t.max_instances} instances but does not set "
+            f"{' nor '.join(missing)}: SQLite and Chroma stay inside each instance, so a thread created "
+            "on one instance answers 404 on another (the per-instance diagnosis shows which served what). "
+            "Set DATABASE_URL and CHROMA_HOST (runbook) or max_instances = 1",
+            stacklevel=1,
+        )

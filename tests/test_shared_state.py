@@ -1,0 +1,160 @@
+"""Several instances sharing state, as production's ``DATABASE_URL`` and ``CHROMA_HOST`` give them.
+
+``[env.local.stack] shared_state = true`` starts a real Chroma server (``chroma run``) and one SQLite
+file beside the instances; every instance gets the variables and the reference service uses them. The
+whole default suite passes against three such instances, with requests spread over all three, and
+nothing the stack started outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import chromadb
+import httpx
+import pytest
+
+from cloudrun_smoke.config import load_config
+from cloudrun_smoke.errors import ConfigError
+from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
+from cloudrun_smoke.waiting import wait_until
+from processes import alive
+from smoke_runs import MARKER_VAR, ROOT, processes_with_marker, run_smoke
+
+BYPASS = {"x-dev-bypass": "1", "x-user-id": "shared-state-user"}
+REQUEST_LOG = "run.googleapis.com%2Frequests"
+
+
+def test_shared_state_is_a_stack_setting_and_a_variable(tmp_path: Path) -> None:
+    base = '[env.l]\nproject = "p"\nregion = "r"\nservice = "s"\n[env.l.stack]\n'
+    path = tmp_path / "smoke.toml"
+    path.write_text(base + "shared_state = true\ninstances = 3\n")
+    assert stack_for(load_config(path).environment("l", environ={})).config.shared_state is True
+    path.write_text(base)
+    assert stack_for(load_config(path).environment("l", environ={})).config.shared_state is False
+    on = load_config(path).environment("l", environ={"SMOKE_LOCAL_SHARED_STATE": "1"})
+    assert on.stack is not None and on.stack.shared_state is True
+    with pytest.raises(ConfigError, match="SMOKE_LOCAL_SHARED_STATE: expected 1 or 0"):
+        load_config(path).environment("l", environ={"SMOKE_LOCAL_SHARED_STATE": "maybe"})
+    path.write_text(base + 'shared_state = "yes"\n')
+    with pytest.raises(ConfigError, match=r"\[env.l.stack\].shared_state: expected true or false"):
+        load_config(path).environment("l", environ={})
+
+
+@contextlib.contextmanager
+def shared_stack(instances: int = 3) -> Iterator[LocalStack]:
+    with LocalStack(LocalStackConfig(instances=instances, shared_state=True)) as stack:
+        for instance in stack.instances:
+            wait_until(
+                lambda url=instance.url: httpx.get(f"{url}/healthz").status_code == 200 or None,
+                timeout=30,
+                what=f"instance {instance.url} to be ready (its vector store open)",
+            )
+        yield stack
+
+
+def test_every_instance_reads_what_another_wrote() -> None:
+    with shared_stack() as stack:
+        first, *others = [i.url for i in stack.instances]
+        created = httpx.post(
+            f"{first}/api/threads/", json={"type": "chat", "title": "shared"}, headers=BYPASS
+        )
+        assert created.status_code == 201, created.text
+        thread_id = created.json()["id"]
+        for url in others:
+            seen = httpx.get(f"{url}/api/threads/{thread_id}", headers=BYPASS)
+            assert seen.status_code == 200, f"{url} does not see the thread {first} created: {seen.text}"
+        # One Chroma server holds the collection every instance opened, and the revision declares it.
+        assert stack.shared_state is not None
+        server = chromadb.HttpClient(host="127.0.0.1", port=stack.shared_state.port)
+        assert [c.name for c in server.list_collections()] == ["memory_preferences"]
+        revision = stack.service.revisions[-1]
+        assert revision.spec.env["DATABASE_URL"] == f"sqlite:///{stack.shared_state.db_path}"
+        assert revision.spec.env["CHROMA_PORT"] == str(stack.shared_state.port)
+        pids = [stack.shared_state.pid, *(i.pid for i in stack.instances)]
+    assert pids[0] and not any(alive(pid) for pid in pids if pid)
+
+
+def test_the_chroma_server_dies_with_a_killed_stack(tmp_path: Path) -> None:
+    """SIGKILL of the stack's process: nothing it started (instances, Chroma server) survives."""
+    marker = os.urandom(8).hex()
+    script = textwrap.dedent(
+        """
+        import sys
+        from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+        stack = LocalStack(LocalStackConfig(instances=2, shared_state=True))
+        stack.start()
+        print(stack.shared_state.pid, flush=True)
+        sys.stdin.read()
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, MARKER_VAR: marker},
+    )
+    try:
+        assert process.stdout is not None
+        chroma_pid = int(process.stdout.readline())
+        assert alive(chroma_pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        wait_until(
+            lambda: processes_with_marker(marker) == [] or None,
+            timeout=20,
+            what="every process of the killed stack (the Chroma server included) to end",
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not alive(chroma_pid)
+
+
+def junit_property(folder: Path, name: str) -> list[str]:
+    return [
+        p.get("value", "")
+        for junit in folder.glob("junit-*.xml")
+        for p in ET.parse(junit).getroot().iter("property")
+        if p.get("name") == name
+    ]
+
+
+@pytest.mark.slow
+def test_the_default_suite_passes_against_three_instances_sharing_state(tmp_path: Path) -> None:
+    env = load_config(ROOT / "smoke.toml").environment("local", {})
+    assert env.stack is not None
+    settings = replace(env.stack, instances=3, shared_state=True)
+    with stack_for(replace(env, stack=settings)) as stack:
+        attach = {
+            "SMOKE_RUN_API_ENDPOINT": stack.run_api_endpoint,
+            "SMOKE_LOGGING_API_ENDPOINT": stack.logging_api_endpoint,
+        }
+        run = run_smoke(tmp_path, "--env", "local", env=attach)
+        failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v in ("failure", "error")}
+        assert run.returncode == 0 and not failed, f"{failed}\n{run.output}"
+        served = Counter(
+            s.entry.get("labels", {}).get("instanceId")
+            for s in stack.logging.store
+            if str(s.entry.get("logName", "")).endswith(REQUEST_LOG)
+        )
+        ids = [i.instance_id for i in stack.instances]
+        assert len(ids) == 3 and all(served[i] > 0 for i in ids), (
+            f"requests per instance: {[served[i] for i in ids]}"
+        )
+        pids = [stack.shared_state.pid if stack.shared_state else None, *(i.pid for i in stack.instances)]
+    assert junit_property(tmp_path, "shared_state") == ["DATABASE_URL and CHROMA_HOST set"]
+    assert "per-instance state" not in run.output
+    assert all(pids) and not any(alive(pid) for pid in pids if pid)
