@@ -9,11 +9,7 @@ nothing the stack started outlives it.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +25,8 @@ from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.waiting import wait_until
 from processes import alive
-from smoke_runs import MARKER_VAR, ROOT, processes_with_marker, run_smoke
+from smoke_runs import ROOT, run_smoke
+from test_local_up import TINY, local_up
 
 BYPASS = {"x-dev-bypass": "1", "x-user-id": "shared-state-user"}
 REQUEST_LOG = "run.googleapis.com%2Frequests"
@@ -85,42 +82,26 @@ def test_every_instance_reads_what_another_wrote() -> None:
     assert pids[0] and not any(alive(pid) for pid in pids if pid)
 
 
-def test_the_chroma_server_dies_with_a_killed_stack(tmp_path: Path) -> None:
+def test_nothing_survives_a_sigkill_of_local_up_with_shared_state() -> None:
     """SIGKILL of the stack's process: nothing it started (instances, Chroma server) survives."""
-    marker = os.urandom(8).hex()
-    script = textwrap.dedent(
-        """
-        import sys
-        from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
-        stack = LocalStack(LocalStackConfig(instances=2, shared_state=True))
-        stack.start()
-        print(stack.shared_state.pid, flush=True)
-        sys.stdin.read()
-        """
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, MARKER_VAR: marker},
-    )
+    up = local_up("--service-cmd", TINY, "--instances", "2", "--shared-state")
     try:
-        assert process.stdout is not None
-        chroma_pid = int(process.stdout.readline())
-        assert alive(chroma_pid)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        chroma = int(up.field("shared Chroma pid"))
+        heartbeat = httpx.get(f"{up.field('shared Chroma server')}/api/v2/heartbeat")
+        assert heartbeat.status_code == 200 and alive(chroma)
+        assert up.field("shared database").startswith("sqlite:////")
+        everything = [chroma, *up.pids, int(up.field("watchdog pid"))]
+        up.process.send_signal(signal.SIGKILL)
+        up.process.wait(timeout=10)
         wait_until(
-            lambda: processes_with_marker(marker) == [] or None,
+            lambda: (not any(alive(p) for p in everything)) or None,
             timeout=20,
             what="every process of the killed stack (the Chroma server included) to end",
         )
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert not alive(chroma_pid)
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
 
 
 def junit_property(folder: Path, name: str) -> list[str]:
@@ -158,3 +139,19 @@ def test_the_default_suite_passes_against_three_instances_sharing_state(tmp_path
     assert junit_property(tmp_path, "shared_state") == ["DATABASE_URL and CHROMA_HOST set"]
     assert "per-instance state" not in run.output
     assert all(pids) and not any(alive(pid) for pid in pids if pid)
+
+
+@pytest.mark.slow
+def test_several_instances_without_shared_state_fail_with_the_per_instance_diagnosis(tmp_path: Path) -> None:
+    """The public configuration with three instances: the deployment check says the revision shares
+    nothing, and the first request that reaches another instance fails with the diagnosis, once."""
+    run = run_smoke(
+        tmp_path, "--env", "local", "-k", "deployment or tenant", env={"SMOKE_LOCAL_INSTANCES": "3"}
+    )
+    assert run.returncode == 1, run.output
+    assert run.outcomes["test_security.py::test_tenant_isolation"] == "failure", run.output
+    assert junit_property(tmp_path, "shared_state") == ["per instance"]
+    assert "may run up to 10 instances but does not set DATABASE_URL nor CHROMA_HOST" in run.output
+    assert run.output.count("cloudrun-smoke: per-instance state") == 1, run.output
+    assert "set DATABASE_URL and CHROMA_HOST on the revision" in run.output
+    assert "Traceback" not in run.output
