@@ -93,23 +93,27 @@ def test_required_env_vars_are_set(smoke_target: Target, smoke_env: Environment)
     )
 
 
-SHARED_STATE_ENV = ("DATABASE_URL", "CHROMA_HOST")
+# The runbook's variables for state shared by every instance, and the store each one moves out.
+SHARED_STATE_ENV = {
+    "DATABASE_URL": "SQLite (threads, messages, concepts)",
+    "CHROMA_HOST": "Chroma (preferences)",
+}
 
 
 def test_state_is_shared_when_several_instances_may_serve(
     smoke_target: Target, record_property: Callable[[str, object], None]
 ) -> None:
-    """Reported, not judged: the public configuration keeps SQLite and Chroma inside each container,
-    so with more than one instance a request may reach one that never saw the user's data. Whether
-    the revision sets the runbook's shared-state variables is said in the run's warnings; requiring
-    them is ``[expect] env_names``'s job."""
+    """The public configuration keeps SQLite and Chroma inside each container, so with more than one
+    instance a request may reach one that never saw the user's data. Neither variable set is reported
+    (a warning: requiring them is ``[expect] env_names``'s job); one without the other fails, since
+    the other store stays split while the deploy looks shared."""
     t = smoke_target
     if t.max_instances is None or int(t.max_instances) <= 1:
         pytest.skip(f"revision {t.revision} runs at most one instance: its state cannot be split")
     present = set(t.env_names) | set(t.secret_env_names)
     missing = [name for name in SHARED_STATE_ENV if name not in present]
     record_property("shared_state", "per instance" if missing else "DATABASE_URL and CHROMA_HOST set")
-    if missing:
+    if len(missing) == len(SHARED_STATE_ENV):
         warnings.warn(
             f"revision {t.revision} may run up to {t.max_instances} instances but does not set "
             f"{' nor '.join(missing)}: SQLite and Chroma stay inside each instance, so a thread created "
@@ -117,3 +121,11 @@ def test_state_is_shared_when_several_instances_may_serve(
             "Set DATABASE_URL and CHROMA_HOST (runbook) or max_instances = 1",
             stacklevel=1,
         )
+        return
+    assert not missing, (
+        f"revision {t.revision} may run up to {t.max_instances} instances and sets "
+        f"{' and '.join(sorted(set(SHARED_STATE_ENV) - set(missing)))} but not {' nor '.join(missing)}: "
+        f"{', '.join(SHARED_STATE_ENV[name] for name in missing)} stays inside each instance, so what one "
+        f"instance wrote there the others never see. Set {' and '.join(missing)} too (runbook), "
+        "or deploy with --max-instances 1"
+    )

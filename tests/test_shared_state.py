@@ -9,7 +9,10 @@ nothing the stack started outlives it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
@@ -58,6 +61,28 @@ def shared_stack(instances: int = 3) -> Iterator[LocalStack]:
                 what=f"instance {instance.url} to be ready (its vector store open)",
             )
         yield stack
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_URL", "postgresql://app:s3cret@db/emergence", "supports sqlite:///PATH only"),
+        ("CHROMA_PORT", "http", "CHROMA_PORT must be an integer"),
+    ],
+)
+def test_a_store_the_reference_cannot_use_exits_2_in_one_line(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "emergence_reference"],
+        env={**os.environ, "PORT": "0", "EMERGENCE_DATA_DIR": str(tmp_path / "data"), variable: value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "s3cret" not in proc.stderr
+    assert not (tmp_path / "data").exists()  # refused before touching the disk
 
 
 def test_every_instance_reads_what_another_wrote() -> None:
@@ -155,3 +180,21 @@ def test_several_instances_without_shared_state_fail_with_the_per_instance_diagn
     assert run.output.count("cloudrun-smoke: per-instance state") == 1, run.output
     assert "set DATABASE_URL and CHROMA_HOST on the revision" in run.output
     assert "Traceback" not in run.output
+
+
+def test_half_shared_state_fails_the_deployment_check(tmp_path: Path) -> None:
+    """DATABASE_URL without CHROMA_HOST: the database is shared, the preferences are not."""
+    config = tmp_path / "smoke.toml"
+    text = (ROOT / "smoke.toml").read_text()
+    config.write_text(
+        text.replace(
+            "[env.local.stack.env]\n", '[env.local.stack.env]\nDATABASE_URL = "sqlite:///shared.db"\n', 1
+        )
+    )
+    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "state_is_shared")
+    check = "test_deployment.py::test_state_is_shared_when_several_instances_may_serve"
+    assert run.outcomes == {check: "failure"}, run.output
+    message = run.messages[check]
+    assert "may run up to 10 instances and sets DATABASE_URL but not CHROMA_HOST" in message, message
+    assert "Chroma (preferences) stays inside each instance" in message, message
+    assert "Set CHROMA_HOST too (runbook), or deploy with --max-instances 1" in message, message
