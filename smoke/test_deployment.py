@@ -106,7 +106,9 @@ def test_state_is_shared_when_several_instances_may_serve(
     """The public configuration keeps SQLite and Chroma inside each container, so with more than one
     instance a request may reach one that never saw the user's data. Neither variable set is reported
     (a warning: requiring them is ``[expect] env_names``'s job); one without the other fails, since
-    the other store stays split while the deploy looks shared."""
+    the other store stays split while the deploy looks shared. Each Cloud Run instance has its own
+    in-memory filesystem (container runtime contract, "Filesystem access":
+    https://cloud.google.com/run/docs/container-contract#filesystem)."""
     t = smoke_target
     if t.max_instances is None or int(t.max_instances) <= 1:
         pytest.skip(f"revision {t.revision} runs at most one instance: its state cannot be split")

@@ -6,6 +6,11 @@ instance: its own process group, killed by the kernel if the stack's process die
 (``PR_SET_PDEATHSIG``), adopted by the stack's watchdog for whatever it leaves behind, and ready once
 its heartbeat (``GET /api/v2/heartbeat``) answers. The SQLite file is only a path: each instance opens
 it in WAL mode with a busy timeout (see ``emergence_reference.store``).
+
+Sources: Cloud Run's container runtime contract, "Filesystem access" (each instance's writable
+filesystem is in memory, its own: https://cloud.google.com/run/docs/container-contract#filesystem);
+Chroma's "Run a Chroma Server" (``chroma run --path --host --port``, ``HttpClient``:
+https://docs.trychroma.com/docs/cli/run).
 """
 
 from __future__ import annotations
