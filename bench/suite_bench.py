@@ -38,6 +38,11 @@ def main() -> int:
         # The window checks, after the stack's simulated users filled the window: the wall time
         # includes that traffic.
         runs["window (-m window)"] = run_suite({}, "-m", "window")
+        # The full run against three instances sharing one Chroma server and one SQLite file
+        # (`shared_state`): the front end spreads the requests over all three.
+        runs["3 instances, shared state"] = run_suite(
+            {"SMOKE_LOCAL_INSTANCES": "3", "SMOKE_LOCAL_SHARED_STATE": "1"}
+        )
         for n in (1, 10, 50):
             runs[f"scale {n}"] = run_suite(
                 {"SMOKE_ARCHIVE_SAMPLES": str(n), "SMOKE_LOG_DEADLINE": "90"}, "-k", "slo"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -99,4 +100,44 @@ def test_required_env_vars_are_set(smoke_target: Target, smoke_env: Environment)
     assert not missing, (
         f"revision {smoke_target.revision} lacks env var(s) {', '.join(missing)}; it sets "
         f"{', '.join(sorted(present)) or 'none'} (names only: values are never read)"
+    )
+
+
+# The runbook's variables for state shared by every instance, and the store each one moves out.
+SHARED_STATE_ENV = {
+    "DATABASE_URL": "SQLite (threads, messages, concepts)",
+    "CHROMA_HOST": "Chroma (preferences)",
+}
+
+
+def test_state_is_shared_when_several_instances_may_serve(
+    smoke_target: Target, record_property: Callable[[str, object], None]
+) -> None:
+    """The public configuration keeps SQLite and Chroma inside each container, so with more than one
+    instance a request may reach one that never saw the user's data. Neither variable set is reported
+    (a warning: requiring them is ``[expect] env_names``'s job); one without the other fails, since
+    the other store stays split while the deploy looks shared. Each Cloud Run instance has its own
+    in-memory filesystem (container runtime contract, "Filesystem access":
+    https://cloud.google.com/run/docs/container-contract#filesystem)."""
+    t = smoke_target
+    if t.max_instances is None or int(t.max_instances) <= 1:
+        pytest.skip(f"revision {t.revision} runs at most one instance: its state cannot be split")
+    present = set(t.env_names) | set(t.secret_env_names)
+    missing = [name for name in SHARED_STATE_ENV if name not in present]
+    record_property("shared_state", "per instance" if missing else "DATABASE_URL and CHROMA_HOST set")
+    if len(missing) == len(SHARED_STATE_ENV):
+        warnings.warn(
+            f"revision {t.revision} may run up to {t.max_instances} instances but does not set "
+            f"{' nor '.join(missing)}: SQLite and Chroma stay inside each instance, so a thread created "
+            "on one instance answers 404 on another (the per-instance diagnosis shows which served what). "
+            "Set DATABASE_URL and CHROMA_HOST (runbook) or max_instances = 1",
+            stacklevel=1,
+        )
+        return
+    assert not missing, (
+        f"revision {t.revision} may run up to {t.max_instances} instances and sets "
+        f"{' and '.join(sorted(set(SHARED_STATE_ENV) - set(missing)))} but not {' nor '.join(missing)}: "
+        f"{', '.join(SHARED_STATE_ENV[name] for name in missing)} stays inside each instance, so what one "
+        f"instance wrote there the others never see. Set {' and '.join(missing)} too (runbook), "
+        "or deploy with --max-instances 1"
     )

@@ -80,6 +80,7 @@ class StackSettings:
     startup_timeout: float = 30.0
     read_quota_per_minute: int = 60
     instances: int = 1  # instances per revision, each its own process and data directory
+    shared_state: bool = False  # one Chroma server + SQLite file for all: CHROMA_HOST/PORT, DATABASE_URL
     iam: bool = False  # a private service: requests need an invoker's ID token (Cloud Run IAM)
     candidate_cmd: str = ""  # a second revision beside the serving one: no traffic, reachable by `tag`
     tag: str = ""
@@ -222,6 +223,7 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "startup_timeout": (_positive_number, False),
     "read_quota_per_minute": (_positive_int, False),
     "instances": (_positive_int, False),
+    "shared_state": (_boolean, False),
     "iam": (_boolean, False),
     "candidate_cmd": (_string, False),
     "tag": (lambda v: _tag(v), False),
@@ -240,6 +242,14 @@ def _tag(value: Any) -> str:
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,44}[a-z0-9])?", _string(value)):
         raise ValueError(f"expected a Cloud Run tag (lower-case letters, digits, '-'), got {value!r}")
     return value
+
+
+def _switch(value: str) -> bool:
+    """An on/off environment variable: 1/0, true/false, yes/no, on/off."""
+    lowered = value.strip().lower()
+    if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(f"expected 1 or 0 (true/false), got {value!r}")
+    return lowered in ("1", "true", "yes", "on")
 
 
 def _faults(value: Any) -> tuple[str, ...]:
@@ -266,6 +276,7 @@ STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_INGESTION_JITTER": ("ingestion_jitter", lambda v: _non_negative_number(float(v))),
     "SMOKE_LOCAL_FAULTS": ("faults", lambda v: _faults(v)),
     "SMOKE_LOCAL_INSTANCES": ("instances", lambda v: _positive_int(int(v))),
+    "SMOKE_LOCAL_SHARED_STATE": ("shared_state", lambda v: _switch(v)),
 }
 
 

@@ -12,6 +12,11 @@ from typing import Any
 
 from cloudrun_smoke.config import Environment
 
+SHARED_STATE_FIX = (
+    "To share state between instances, set DATABASE_URL and CHROMA_HOST on the revision (runbook), "
+    "or deploy with --max-instances 1."
+)
+
 
 def request_log_filter(env: Environment, object_id: str, creation_trace: str = "") -> str:
     about = f'httpRequest.requestUrl:"{object_id}"'
@@ -79,5 +84,5 @@ def diagnose_404(
     return (
         f"{object_id} was created by this run, but its requests reached {len(instances)} different instances, "
         "each with its own state (SQLite and Chroma live inside the container): the 404 may come from an "
-        f"instance that never saw it.\n{listed}"
+        f"instance that never saw it.\n{listed}\n{SHARED_STATE_FIX}"
     )

@@ -1,8 +1,9 @@
 """``python -m emergence_reference [--fault NAME ...]``: serve the reference service like a Cloud Run container.
 
 Listens on ``$HOST``:``$PORT`` (default 127.0.0.1:8080), keeps its data in ``$EMERGENCE_DATA_DIR``
-(created if missing; a temporary directory removed at exit when unset) and switches on the faults named
-by ``--fault`` and ``$EMERGENCE_FAULTS``. A setting it cannot use ends the process at once with exit
+(created if missing; a temporary directory removed at exit when unset) unless ``$DATABASE_URL``
+(``sqlite:///PATH``) and ``$CHROMA_HOST``/``$CHROMA_PORT`` name stores shared with other instances,
+and switches on the faults named by ``--fault`` and ``$EMERGENCE_FAULTS``. A setting it cannot use ends the process at once with exit
 status 2 and one line on stderr, so that a launcher sees the reason instead of a revision that never
 gets ready. SIGTERM shuts down gracefully and exits 0.
 """
@@ -30,6 +31,8 @@ from emergence_reference.config import (
     ConfigError,
     Settings,
     allowlist_from_env,
+    chroma_from_env,
+    database_path_from_env,
     dev_bypass_from_env,
     port_from_env,
 )
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fault_set = faults.FaultSet.from_names([*faults.split_names(env.get(faults.ENV_VAR)), *args.fault])
         port = port_from_env(env)
         allowlist = allowlist_from_env(env)
+        database_path = database_path_from_env(env)
+        chroma_host, chroma_port = chroma_from_env(env)
     except (faults.UnknownFaultError, ConfigError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
@@ -119,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev_bypass_allowed=dev_bypass_from_env(env),
         allowlist=allowlist,
         jwt_secret=env.get(JWT_SECRET_ENV) or DEFAULT_JWT_SECRET,
+        database_path=database_path,
+        chroma_host=chroma_host,
+        chroma_port=chroma_port,
         service=env.get("K_SERVICE"),
         revision=env.get("K_REVISION"),
         configuration=env.get("K_CONFIGURATION"),

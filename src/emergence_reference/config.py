@@ -20,6 +20,13 @@ ALLOWLIST_ENV = "AUTH_ALLOWLIST"
 JWT_SECRET_ENV = "AUTH_JWT_SECRET"
 # Instances of one revision share this unless the environment sets its own (as Cloud Run's env does).
 DEFAULT_JWT_SECRET = "emergence-reference-dev-secret"
+# State shared by every instance (the runbook's env vars): the database and the Chroma server. Unset,
+# both stay inside the container's data directory, one copy per instance.
+DATABASE_URL_ENV = "DATABASE_URL"
+CHROMA_HOST_ENV = "CHROMA_HOST"
+CHROMA_PORT_ENV = "CHROMA_PORT"
+DEFAULT_CHROMA_PORT = 8000
+_SQLITE_URL = "sqlite:///"
 _FALSY = {"0", "false", "no", "off"}
 
 
@@ -37,6 +44,9 @@ class Settings:
     dev_bypass_allowed: bool = True
     allowlist: Mapping[str, str] = field(default_factory=dict)
     jwt_secret: str = DEFAULT_JWT_SECRET
+    database_path: Path | None = None  # DATABASE_URL's file; None: ``<data dir>/emergence.db``
+    chroma_host: str | None = None  # a Chroma server; None: the embedded store under ``<data dir>``
+    chroma_port: int = DEFAULT_CHROMA_PORT
     # What Cloud Run tells the container about itself; logged at start-up, never required.
     service: str | None = None
     revision: str | None = None
@@ -69,3 +79,27 @@ def allowlist_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, str
             raise ConfigError(f"{ALLOWLIST_ENV}: every entry must be email:password")
         accounts[email.lower()] = password
     return accounts
+
+
+def database_path_from_env(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's form); None when unset."""
+    url = (environ.get(DATABASE_URL_ENV) or "").strip()
+    if not url:
+        return None
+    if not url.startswith(_SQLITE_URL) or len(url) == len(_SQLITE_URL):
+        # Never echo the URL: a server URL carries its password.
+        raise ConfigError(f"{DATABASE_URL_ENV}: the reference service supports sqlite:///PATH only")
+    return Path(url[len(_SQLITE_URL) :])
+
+
+def chroma_from_env(environ: Mapping[str, str] = os.environ) -> tuple[str | None, int]:
+    """The Chroma server to use (CHROMA_HOST, CHROMA_PORT); no host: the embedded store."""
+    host = (environ.get(CHROMA_HOST_ENV) or "").strip() or None
+    raw = (environ.get(CHROMA_PORT_ENV) or "").strip() or str(DEFAULT_CHROMA_PORT)
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{CHROMA_PORT_ENV} must be an integer, got {raw!r}") from None
+    if not 0 < port <= 65535:
+        raise ConfigError(f"{CHROMA_PORT_ENV} out of range: {port}")
+    return host, port

@@ -73,8 +73,8 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        store = Store(settings.data_dir)
-        vectors = VectorStore(settings.data_dir)
+        store = Store(settings.data_dir, settings.database_path)
+        vectors = VectorStore(settings.data_dir, settings.chroma_host, settings.chroma_port)
         preferences = PreferenceStore(vectors, settings.faults)
         consolidator = Consolidator(store, preferences, vectors, settings.faults)
         queue = TaskQueue(memory_handlers(consolidator, settings.faults), workers=settings.workers)

@@ -2,7 +2,10 @@
 
 One connection, used only from the event loop's thread: every statement is short and local, so the
 routes and the task workers call it directly and never interleave inside a transaction. The file is in
-WAL mode so that tests (and the local stack) can read it while the service writes.
+WAL mode so that tests (and the local stack) can read it while the service writes. With
+``DATABASE_URL`` several instances share one file: each write transaction takes the write lock at
+``BEGIN IMMEDIATE`` and waits up to the busy timeout for it, so no transaction fails half-way on a
+lock another process holds.
 
 Schema of ``<data dir>/emergence.db`` (other tests query it directly; keep it stable):
 
@@ -30,6 +33,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 DB_FILENAME = "emergence.db"
+BUSY_TIMEOUT_S = 5.0  # how long a statement waits for a lock another instance holds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (
@@ -118,19 +122,20 @@ class ConceptWrite:
 
 
 class Store:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / DB_FILENAME
+    def __init__(self, data_dir: Path, path: Path | None = None) -> None:
+        self.path = path or data_dir / DB_FILENAME
         self._conn: sqlite3.Connection | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path)
+        # IMMEDIATE: a transaction that reads then writes cannot lose its snapshot to another instance.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE")
         conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")  # before WAL: it waits too
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(SCHEMA)
         self._conn = conn
         logger.info("Store opened: %s", self.path)

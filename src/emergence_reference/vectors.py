@@ -1,4 +1,8 @@
-"""The embedded ChromaDB store and its collection ``memory_preferences``.
+"""The ChromaDB store and its collection ``memory_preferences``: embedded, or a Chroma server.
+
+Embedded (the public configuration) the store lives under the data directory, one per instance; with
+``CHROMA_HOST`` every instance talks to the same Chroma server over HTTP, so what one instance saved
+the others read.
 
 ChromaDB takes about a second to import, so it is opened in a worker thread after the server listens:
 ``/api/health`` answers at once (as the public service does) and ``/healthz`` says ``vector: false``
@@ -30,8 +34,9 @@ class VectorStoreNotReadyError(RuntimeError):
 
 
 class VectorStore:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, host: str | None = None, port: int = 8000) -> None:
         self.path = data_dir / CHROMA_DIRNAME
+        self.host, self.port = host, port
         self._lock = threading.Lock()
         self._client: Any = None
         self._collections: dict[str, Any] = {}
@@ -51,7 +56,11 @@ class VectorStore:
             logger.error("Vector store unavailable: %s", self.error)
             return
         self._ready.set()
-        logger.info("Vector store opened: %s (collections: %s)", self.path, ", ".join(names))
+        logger.info("Vector store opened: %s (collections: %s)", self.where, ", ".join(names))
+
+    @property
+    def where(self) -> str:
+        return f"http://{self.host}:{self.port}" if self.host else str(self.path)
 
     def _open(self, names: Sequence[str]) -> None:
         import chromadb
@@ -59,10 +68,13 @@ class VectorStore:
 
         from emergence_reference.embedding import HashedBagOfWords
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(
-            path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        )
+        settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        client: Any
+        if self.host:
+            client = chromadb.HttpClient(host=self.host, port=self.port, settings=settings)
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(self.path), settings=settings)
         with self._lock:
             self._client = client
             for name in names:

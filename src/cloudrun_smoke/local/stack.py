@@ -38,6 +38,7 @@ from cloudrun_smoke.local.monitoring_api import MonitoringApi, MonitoringApiServ
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
+from cloudrun_smoke.local.shared_state import SharedState
 from cloudrun_smoke.local.watchdog import Watchdog
 from cloudrun_smoke.monitoring import MIN_ALIGNMENT_PERIOD_S
 from cloudrun_smoke.timeutil import utcnow
@@ -74,6 +75,7 @@ class LocalStackConfig:
     require_invoker: bool = False  # a private service: the front end wants an ID token (Cloud Run IAM)
     invokers: tuple[str, ...] | None = None  # identities holding roles/run.invoker; None: any identity
     custom_audiences: tuple[str, ...] = ()  # the service's customAudiences, accepted beside its URL
+    shared_state: bool = False  # one Chroma server and one SQLite file for every instance (see SharedState)
 
 
 class LocalStack:
@@ -108,6 +110,7 @@ class LocalStack:
         self._sampler = InstanceSampler(self.metrics, self._sample_targets)
         self._monitoring: MonitoringApiServer | None = None
         self._watchdog = Watchdog()
+        self.shared_state: SharedState | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._revision_counter = 0
 
@@ -125,6 +128,9 @@ class LocalStack:
         try:
             self._workdir = tempfile.TemporaryDirectory(prefix="cloudrun-smoke-stack-")
             self._watchdog.start()
+            if self.config.shared_state:
+                self.shared_state = SharedState(Path(self._workdir.name), self._watchdog)
+                self.shared_state.start(self.config.startup_timeout)
             self._servers.append(self.logging.serve())
             run_api = RunApi(self.state, self._apply_traffic, self.config.reconcile_delay)
             self._servers.append(run_api.serve())
@@ -169,6 +175,9 @@ class LocalStack:
             stopper.start()
         for stopper in stoppers:
             stopper.join(timeout=15)
+        if self.shared_state is not None:  # after the instances: their shutdown may still write
+            self.shared_state.stop()
+            self.shared_state = None
         for server in self._servers:
             server.stop()
         self._servers.clear()
@@ -246,6 +255,8 @@ class LocalStack:
         then serves 100 % (traffic follows LATEST; tagged targets stay at 0 %); without, the serving
         revisions are pinned by name and the new one is reachable only through its ``tag`` URL."""
         count = instances or self.config.instances
+        if self.shared_state is not None:  # declared on the revision, as production sets them
+            spec = replace(spec, env={**spec.env, **self.shared_state.env()})
         revision = Revision(self._revision_name(), spec)
         with self.state.lock:
             self.service.revisions.append(revision)
@@ -461,5 +472,6 @@ def stack_for(env: Environment) -> LocalStack:
             require_invoker=settings.iam,
             min_alignment_period=settings.min_alignment_period,
             metric_delay=settings.metric_delay,
+            shared_state=settings.shared_state,
         )
     )

@@ -40,6 +40,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--service-cmd", help="command run as the serving revision")
     parser.add_argument("--instances", type=int, help="instances per revision (default 1)")
     parser.add_argument(
+        "--shared-state",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one Chroma server and one SQLite file for every instance (CHROMA_HOST/PORT, DATABASE_URL)",
+    )
+    parser.add_argument(
         "--candidate-cmd", help="command run as a candidate revision (no traffic, needs --tag)"
     )
     parser.add_argument("--tag", help="traffic tag of the candidate revision")
@@ -78,6 +84,7 @@ def config_from(args: argparse.Namespace) -> LocalStackConfig:
     overrides = {
         "service_cmd": args.service_cmd,
         "instances": args.instances,
+        "shared_state": args.shared_state,
         "candidate_cmd": args.candidate_cmd,
         "tag": args.tag,
         "ingestion_delay": args.ingestion_delay,
@@ -115,6 +122,11 @@ def describe(stack: LocalStack) -> str:
         lines.append(
             f"  faults                      {', '.join([*sorted(stack.stack_faults), *stack.service_faults])}"
         )
+    if stack.shared_state is not None:
+        shared = stack.shared_state
+        lines.append(f"  shared Chroma server        {shared.chroma_url}")
+        lines.append(f"  shared Chroma pid           {shared.pid}")
+        lines.append(f"  shared database             {shared.env()['DATABASE_URL']}")
     lines += [
         f"  watchdog pid                {stack.watchdog_pid}",
         "",
