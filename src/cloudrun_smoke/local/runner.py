@@ -11,9 +11,9 @@ the stack's process itself is killed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +29,6 @@ from cloudrun_smoke.local.watchdog import Watchdog
 LineSink = Callable[[str, str], None]
 ExitSink = Callable[["RevisionInstance", int], None]
 
-_PR_SET_PDEATHSIG = 1
 
 
 class RevisionStartError(RuntimeError):
@@ -60,10 +59,19 @@ def _absolute_if_local(arg: str) -> str:
     return os.path.abspath(arg) if os.path.exists(arg) else arg
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+def dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` run so that the kernel kills it when the stack's process dies (``PR_SET_PDEATHSIG``).
+
+    Set by util-linux's ``setpriv`` as it execs the command (same pid), not by a ``preexec_fn``: Python
+    code between fork and exec runs gRPC's fork handlers in the child, and with the Monitoring
+    emulator's threads busy in gRPC the child aborted before exec ("epoll_wait error: Bad file
+    descriptor", 1 start in about 30 beside other stacks). Without ``setpriv`` the watchdog still
+    answers for a killed stack.
+    """
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else list(argv)
 
 
 class RevisionInstance:
@@ -111,14 +119,13 @@ class RevisionInstance:
     def start(self, startup_timeout: float) -> None:
         try:
             self._process = subprocess.Popen(
-                self.argv,
+                dying_with_parent(self.argv),
                 env=self._env,
                 cwd=self._cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             raise RevisionStartError(

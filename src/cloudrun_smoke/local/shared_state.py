@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from cloudrun_smoke.local.runner import RevisionStartError, _die_with_parent, free_port
+from cloudrun_smoke.local.runner import RevisionStartError, dying_with_parent, free_port
 from cloudrun_smoke.local.watchdog import Watchdog
 
 DB_FILENAME = "shared.db"
@@ -68,14 +68,13 @@ class SharedState:
         with self._log.open("wb") as log:
             try:
                 self._process = subprocess.Popen(
-                    argv,
+                    dying_with_parent(argv),
                     env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
                     cwd=self.workdir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
                 )
             except OSError as e:
                 raise RevisionStartError(f"cannot start the shared Chroma server: {e}") from None
