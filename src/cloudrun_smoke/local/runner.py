@@ -71,7 +71,9 @@ def dying_with_parent(argv: Sequence[str]) -> list[str]:
     descriptor", 1 start in about 30 beside other stacks). Without ``setpriv`` the watchdog still
     answers for a killed stack.
     """
-    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else list(argv)
+    if not _SETPRIV or not shutil.which(argv[0]):  # a command that cannot run fails in Popen, as before
+        return list(argv)
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 class RevisionInstance:
