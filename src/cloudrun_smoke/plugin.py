@@ -321,8 +321,13 @@ def smoke_users(
             try:
                 if not invoker:  # one ID token for the run: it is for the service, not for a user
                     invoker.update(invoker_headers(smoke_env, smoke_target.url))
+                login_via = (  # the login is a request of the run: its markers, the invoker's token
+                    ServiceClient(smoke_target.url, invoker, smoke_run.run_id, timeout=smoke_env.http_timeout)
+                    if smoke_env.auth == "login"
+                    else None
+                )
                 headers = {
-                    **auth_headers(smoke_env, user_id, smoke_run.session_id, base_url=smoke_target.url),
+                    **auth_headers(smoke_env, user_id, smoke_run.session_id, login_via=login_via),
                     **invoker,
                 }
             except SmokeError as e:
