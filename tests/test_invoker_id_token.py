@@ -141,3 +141,30 @@ def test_without_a_token_the_private_service_answers_403(tmp_path: Path) -> None
     env = load_config(private_config(tmp_path)).environment("local", {})
     with stack_for(env) as stack:
         assert httpx.get(stack.service_url + "/api/health").status_code == 403
+
+
+@pytest.mark.slow
+def test_the_apps_login_reaches_a_private_service_with_the_invoker_token(
+    tmp_path: Path, token_endpoint: str
+) -> None:
+    """`auth = "login"` behind Cloud Run IAM: the login is a request to the service like any other,
+    so it carries the ID token in `X-Serverless-Authorization` (without it IAM answers 403)."""
+    from test_auth_modes import CREDENTIALS, login_config
+
+    config = login_config(tmp_path)
+    text = config.read_text()
+    text = text.replace('auth = "login"\n', 'auth = "login"\ninvoker = "id-token"\n', 1)
+    text = text.replace("[env.local.stack]\n", "[env.local.stack]\niam = true\n", 1)
+    assert 'invoker = "id-token"' in text and "iam = true" in text
+    config.write_text(text)
+    key = service_account_key(tmp_path, token_endpoint)
+    run = run_smoke(
+        tmp_path,
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "-k",
+        "health or archive_enqueues",
+        env={**CREDENTIALS, "GOOGLE_APPLICATION_CREDENTIALS": str(key)},
+    )
+    assert run.returncode == 0, run.output
