@@ -6,6 +6,7 @@ environment; the service forbids the dev bypass there, which the security check 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,48 @@ def test_bearer_mode_takes_the_token_from_the_environment_and_never_prints_it(tm
     )
     written = everything_written(run, tmp_path)
     assert not any(token in text or token.split(".")[2] in text for text in written)
+
+
+RECORDING_SERVICE = f"python {ROOT / 'tests' / 'services' / 'recording_reference.py'}"
+
+
+@pytest.mark.slow
+def test_a_fixed_identity_run_marks_every_request_and_never_clears_the_accounts_memory(
+    tmp_path: Path,
+) -> None:
+    """The whole suite as the app's own login (one account for every run): what the service received.
+
+    Every request, the login included, carries the run's ``X-Smoke-Run-Id`` and the suite's
+    User-Agent, so that production's request logs tell the smoke run apart. The account's memory is
+    the account's, not the run's: the run deletes its own threads and never clears that memory."""
+    from cloudrun_smoke.http import USER_AGENT
+
+    recorded = tmp_path / "requests.jsonl"
+    config = login_config(tmp_path)
+    run = run_smoke(
+        tmp_path,
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "--local-service-cmd",
+        RECORDING_SERVICE,
+        env={**CREDENTIALS, "RECORD_REQUESTS_TO": str(recorded)},
+    )
+    assert run.returncode == 0, run.output
+    run_id = run.verdict["run"]["run_id"]
+    requests = [json.loads(line) for line in recorded.read_text().splitlines()]
+    sent = {(r["method"], r["path"].rstrip("/")) for r in requests}
+    for expected in (("POST", "/api/auth/login"), ("POST", "/api/threads")):
+        assert expected in sent, f"the service never received {expected}: {sorted(sent)}"
+    unmarked = [r for r in requests if r["x-smoke-run-id"] != run_id or r["user-agent"] != USER_AGENT]
+    assert not unmarked, (
+        f"{len(unmarked)} of {len(requests)} requests lack X-Smoke-Run-Id: {run_id} or User-Agent: "
+        f"{USER_AGENT}; first: {unmarked[:3]}"
+    )
+    cleared = [r for r in requests if r["path"].startswith("/api/memory/clear")]
+    assert not cleared, f"the run cleared the fixed account's memory: {cleared}"
+    created = sum(1 for r in requests if (r["method"], r["path"].rstrip("/")) == ("POST", "/api/threads"))
+    deleted = {
+        r["path"] for r in requests if r["method"] == "DELETE" and r["path"].startswith("/api/threads/")
+    }
+    assert created and len(deleted) == created, f"created {created} threads, deleted {len(deleted)}"

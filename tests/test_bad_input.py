@@ -46,9 +46,13 @@ def smoke(
 
 
 def assert_one_clear_line(proc: subprocess.CompletedProcess[str], expected: str) -> None:
+    """Exit 4 and the message on one plain ``ERROR: ...`` line of stderr, like a usage error: not
+    pytest's ``! _pytest.outcomes.Exit: ... !`` banner, nor a traceback."""
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4, out
-    assert expected in out, out
+    [line] = [line for line in proc.stderr.splitlines() if expected in line] or [out]
+    assert line.startswith("ERROR: "), out
+    assert "_pytest" not in out and "Exit:" not in out and "!" * 3 not in out, out
     assert "Traceback" not in out and "raise " not in out, out
 
 

@@ -341,3 +341,62 @@ def test_preference_faults_fail_where_stats_show_them(faults: str, expected: str
     assert run.outcomes[check] == ("failure" if expected else "passed"), run.output
     assert expected in run.messages.get(check, ""), run.messages.get(check)
     assert "Traceback" not in run.output
+
+
+# -- one cause, one failure --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Blocked:
+    fault: str
+    select: str
+    owner: str  # the first selected check that uses the failed scenario: it reports the cause
+    blocked: tuple[str, ...]  # the checks that depend on the scenario: skipped, blocked by the owner
+    cause: str
+
+
+BLOCKED = [
+    Blocked(
+        "batch-missing-field",
+        "batch",
+        BATCH_COUNTS,
+        (BATCH_DUE, BATCH_SECOND, BATCH_LIMIT, BATCH_LOG),
+        "batch consolidation (POST /api/memory/consolidate-archived {'limit': 100, 'force': True}): "
+        "missing field 'skipped_count'",
+    ),
+    Blocked(
+        "archive-ignored",
+        "thread_archiving",
+        ARCHIVING,
+        (CONSOLIDATED_AT, ARCHIVE_AGAIN, RECALL),
+        "archive the thread: 'archived' is not set afterwards: PATCH ",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", BLOCKED, ids=[b.fault for b in BLOCKED])
+def test_a_failed_scenario_is_one_failure_and_blocks_its_dependents(case: Blocked, tmp_path: Path) -> None:
+    """A scenario that fails before any check can judge it: its first check fails with the cause, the
+    checks that depend on it are skipped as blocked by that check; exit 1, and the verdict, JUnit and
+    the GitHub summary show one root cause with the blocked checks under it (not 4 errors alike)."""
+    summary = tmp_path / "summary.md"
+    env = {"SMOKE_LOCAL_FAULTS": case.fault, "GITHUB_STEP_SUMMARY": str(summary)}
+    run = run_smoke(tmp_path, "--env", "local", "-k", case.select, env=env)
+    assert run.returncode == 1, run.output
+    last = run.output.strip().splitlines()[-1]
+    assert f" 1 failed, {len(case.blocked)} skipped" in last, run.output
+    owner = f"smoke/{case.owner}"
+    assert run.outcomes[case.owner] == "failure" and case.cause in run.messages[case.owner]
+    for check in case.blocked:
+        assert run.outcomes[check] == "skipped", f"{check}: {run.outcomes[check]}\n{run.output}"
+        reason = run.messages[check].splitlines()[0]  # JUnit's message: one line
+        assert reason.startswith(f"blocked by {owner}: {case.cause}"), run.messages[check]
+    (root,) = run.verdict["root_causes"]
+    assert root["check"] == owner and case.cause in root["cause"]
+    assert root["blocked"] == sorted(f"smoke/{c}" for c in case.blocked)
+    text = summary.read_text()
+    failures = text[text.index("### Failures") : text.index("### Checks")]
+    assert failures.count("- **") == 1 and f"- **{owner}**" in failures, failures
+    for check in case.blocked:
+        assert f"    - `smoke/{check}`" in failures, failures
+        assert f"| `smoke/{check}` | skipped, blocked by `{owner}` |" in text, text
+    assert "Traceback" not in run.output

@@ -238,3 +238,30 @@ def test_the_bypass_check_fails_when_cloud_run_iam_refused_its_request(tmp_path:
     message = run.messages["test_security.py::test_dev_bypass_is_refused"]
     assert "the dev bypass was not tested: Cloud Run IAM refused the request" in message
     assert 'give the suite an invoker (invoker = "id-token" in [env.local])' in message
+
+
+@pytest.mark.slow
+def test_the_apps_login_reaches_a_private_service_with_the_invoker_token(
+    tmp_path: Path, token_endpoint: str
+) -> None:
+    """`auth = "login"` behind Cloud Run IAM: the login is a request to the service like any other,
+    so it carries the ID token in `X-Serverless-Authorization` (without it IAM answers 403)."""
+    from test_auth_modes import CREDENTIALS, login_config
+
+    config = login_config(tmp_path)
+    text = config.read_text()
+    text = text.replace('auth = "login"\n', 'auth = "login"\ninvoker = "id-token"\n', 1)
+    text = text.replace("[env.local.stack]\n", "[env.local.stack]\niam = true\n", 1)
+    assert 'invoker = "id-token"' in text and "iam = true" in text
+    config.write_text(text)
+    key = service_account_key(tmp_path, token_endpoint)
+    run = run_smoke(
+        tmp_path,
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "-k",
+        "health or archive_enqueues",
+        env={**CREDENTIALS, "GOOGLE_APPLICATION_CREDENTIALS": str(key)},
+    )
+    assert run.returncode == 0, run.output

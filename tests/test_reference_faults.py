@@ -108,6 +108,15 @@ def test_variant_health_ok(combo: Service) -> None:
 # -- the archive hook and the queue --------------------------------------------------------------------
 
 
+def test_archive_ignored_answers_200_and_leaves_the_thread_unarchived(tmp_path: Path, user: str) -> None:
+    with running_service(tmp_path / "data", "--fault", "archive-ignored") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        assert archive(client, thread_id)["archived"] == 0
+        assert client.get(f"/api/threads/{thread_id}").json()["thread"]["archived"] == 0
+    assert not svc.stderr_lines_with(f"Consolidation enqueued for thread {thread_id}")
+
+
 def test_enqueue_fails_logs_the_warning_and_answers_200(tmp_path: Path, user: str) -> None:
     with running_service(tmp_path / "data", "--fault", "enqueue-fails") as svc:
         client = svc.client(user)

@@ -221,3 +221,18 @@ def test_a_known_failure_is_reported_as_such_and_when_it_starts_passing(
     assert check["outcome"] == reported, check
     assert ("XFAIL" if faults else "XPASS") in run.output
     assert "known issue: search not scoped (https://example/1)" in run.output + check["message"]
+
+
+@pytest.mark.slow
+def test_a_404_that_stops_a_scenario_is_diagnosed_once(tmp_path: Path) -> None:
+    """Two instances: the archive scenario's message lands on the instance that never saw its thread.
+    One check fails with the diagnosis; the three others are blocked by it, without a copy of it."""
+    run = run_smoke(tmp_path, "--env", "local", "-k", "thread_archiving", env={"SMOKE_LOCAL_INSTANCES": "2"})
+    assert run.returncode == 1, run.output
+    failed = [k for k, v in run.outcomes.items() if v != "skipped"]
+    assert failed == ["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"], (
+        run.output
+    )
+    assert list(run.outcomes.values()).count("skipped") == 3, run.output
+    assert run.output.count("cloudrun-smoke: per-instance state") == 1, run.output
+    assert "requests reached 2 different instances" in run.output

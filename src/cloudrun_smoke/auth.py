@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import httpx
-
 from cloudrun_smoke import cloud_run_iam, redaction
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.http import ServiceClient, ServiceUnreachable
+
+LOGIN = "/api/auth/login"
 
 
 def _secret(environ: Mapping[str, str], variable: str, what: str, env: Environment) -> str:
@@ -27,22 +28,20 @@ def _secret(environ: Mapping[str, str], variable: str, what: str, env: Environme
     return value
 
 
-def login_token(
-    env: Environment, base_url: str, environ: Mapping[str, str], invoker: Mapping[str, str] | None = None
-) -> str:
+def login_token(env: Environment, service: ServiceClient, environ: Mapping[str, str]) -> str:
     """The app's own JWT from ``POST /api/auth/login``; the password never leaves this function.
-    ``invoker``: Cloud Run IAM's headers, for a private service."""
-    email = _secret(environ, env.login_email_env, "the smoke account's e-mail", env)
-    password = _secret(environ, env.login_password_env, "the smoke account's password", env)
+
+    Sent by the run's own client: the login carries the run's markers (``X-Smoke-Run-Id``, the
+    User-Agent) and the invoker's token like every other request, and is a write that is never
+    resent once the service may have processed it."""
     try:
-        response = httpx.post(
-            f"{base_url}/api/auth/login",
-            json={"email": email, "password": password},
-            headers=dict(invoker or {}),
-            timeout=30,
-        )
-    except httpx.HTTPError as e:
-        raise SmokeError(f"login at {base_url}/api/auth/login failed: {type(e).__name__}") from None
+        email = _secret(environ, env.login_email_env, "the smoke account's e-mail", env)
+        password = _secret(environ, env.login_password_env, "the smoke account's password", env)
+        response = service.post(LOGIN, {"email": email, "password": password})
+    except ServiceUnreachable as e:
+        raise SmokeError(f"login failed: {e}") from None
+    finally:
+        service.close()
     token = None
     if response.status_code == 200:
         try:
@@ -57,7 +56,7 @@ def login_token(
     if not isinstance(token, str) or not token:
         iam = cloud_run_iam.explain(response)
         raise SmokeError(
-            f"login as ${env.login_email_env} at {base_url}/api/auth/login was refused "
+            f"login as ${env.login_email_env} at {service.base_url}{LOGIN} was refused "
             f"(HTTP {response.status_code}); "
             + (iam if iam else f"check the account and ${env.login_password_env}")
         )
@@ -119,11 +118,11 @@ def auth_headers(
     environ: Mapping[str, str] | None = None,
     base_url: str = "",
     audience: str = "",
-    invoker: Mapping[str, str] | None = None,
+    login_via: ServiceClient | None = None,
 ) -> dict[str, str]:
     """The application's own auth for one user, in ``env.auth``'s mode. ``audience``: of an ID token
-    (see ``id_token_audience``); ``invoker``: Cloud Run IAM's headers, which the login request needs
-    too on a private service."""
+    (see ``id_token_audience``); ``login_via``: the client the login is sent with (the run's markers
+    and Cloud Run IAM's headers; it is closed after); without it, a bare client for ``base_url``."""
     environ = os.environ if environ is None else environ
     if env.auth == "none":
         return {}
@@ -133,7 +132,8 @@ def auth_headers(
         token = _secret(environ, env.bearer_token_env or "SMOKE_BEARER_TOKEN", "a token", env)
         return {"Authorization": f"Bearer {token}"}
     if env.auth == "login":
-        return {"Authorization": f"Bearer {login_token(env, base_url, environ, invoker or {})}"}
+        service = login_via or ServiceClient(base_url, {}, timeout=env.http_timeout)
+        return {"Authorization": f"Bearer {login_token(env, service, environ)}"}
     if env.auth == "id-token":
         return {"Authorization": f"Bearer {id_token(env, audience or env.id_token_audience or base_url)}"}
     raise SmokeError(f"auth mode {env.auth!r} is not supported")

@@ -111,7 +111,11 @@ class ServiceClient:
     def __post_init__(self) -> None:
         self._client = httpx.Client(
             base_url=self.base_url,
-            headers={**self.headers, RUN_ID_HEADER: self.run_id, "User-Agent": USER_AGENT},
+            headers={
+                **self.headers,
+                **({RUN_ID_HEADER: self.run_id} if self.run_id else {}),
+                "User-Agent": USER_AGENT,
+            },
             timeout=self.timeout,
             follow_redirects=False,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke import base_url, failure_repr, redaction, users
+from cloudrun_smoke import base_url, failure_repr, redaction, scenarios, users
 from cloudrun_smoke.auth import auth_headers, id_token_audience, invoker_headers
 from cloudrun_smoke.config import ENV_VAR, Environment, load_config
 from cloudrun_smoke.discovery import Target, discover
@@ -27,7 +28,14 @@ from cloudrun_smoke.http import ServiceClient
 from cloudrun_smoke.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.logs import CloudLoggingSource, LogWatcher
 from cloudrun_smoke.patterns import catalogue_with
-from cloudrun_smoke.report import CheckResult, Figures, build_verdict, markdown_summary, write_report
+from cloudrun_smoke.report import (
+    CheckResult,
+    Figures,
+    blocked_by,
+    build_verdict,
+    markdown_summary,
+    write_report,
+)
 from cloudrun_smoke.run import SmokeRun
 from cloudrun_smoke.scenarios import SCENARIO_FIXTURES
 from cloudrun_smoke.settle import queue_settled
@@ -54,7 +62,9 @@ RERUN_KEY = pytest.StashKey[dict[str, Any]]()
 URL_KEY = pytest.StashKey[base_url.UrlOverride]()
 SETTLE_GRACE_SECONDS = 20.0  # teardown's wait for the queue's end lines, before clearing a user's memory
 DISCOVERED_URL_KEY = pytest.StashKey[str]()
+DIAGNOSED_KEY = pytest.StashKey[dict[str, str]]()  # thread id -> the check whose 404 was diagnosed
 OPTION_GROUP = "cloudrun-smoke"
+EXIT_PREFIX = "cloudrun-smoke: "  # a run stopped by an unusable environment (see _PlainExit)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -144,6 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS_KEY] = {}
     config.stash[FIGURES_KEY] = Figures()
     config.pluginmanager.register(_ResultCollector(config.stash[RESULTS_KEY]), "cloudrun-smoke-results")
+    config.pluginmanager.register(_PlainExit(config), "cloudrun-smoke-plain-exit")
 
 
 # Options only a smoke run carries: given with ``-n``, the run is a smoke run split between workers.
@@ -235,7 +246,7 @@ def _fail(error: Exception) -> None:
 
     Failing each check with the same message would bury it; exit status 4, like a usage error.
     """
-    pytest.exit(f"cloudrun-smoke: {error}", returncode=4)
+    pytest.exit(f"{EXIT_PREFIX}{error}", returncode=4)
 
 
 @pytest.fixture(scope="session")
@@ -336,13 +347,20 @@ def smoke_users(
         if key not in by_name:
             user_id = smoke_run.user_id + (f"-{key}" if key else "")
             try:
+                login_via = (  # the login is a request of the run: its markers, the invoker's token
+                    ServiceClient(
+                        smoke_target.url, smoke_invoker, smoke_run.run_id, timeout=smoke_env.http_timeout
+                    )
+                    if smoke_env.auth == "login"
+                    else None
+                )
                 own = auth_headers(
                     smoke_env,
                     user_id,
                     smoke_run.session_id,
                     base_url=smoke_target.url,
                     audience=audience,
-                    invoker=smoke_invoker,
+                    login_via=login_via,
                 )
             except SmokeError as e:
                 _fail(e)
@@ -460,12 +478,18 @@ def _smoke_junit_properties(
 def _smoke_scenarios_started(request: pytest.FixtureRequest) -> None:
     """Start every scenario the selected checks need, before the first check waits on any of them.
 
-    A scenario that fails to start is not reported here: pytest keeps its error and raises it again
-    in each check that uses it, so the failure lands where it belongs.
+    A scenario that fails is not reported here: its fixture holds the failure, which the first check
+    that uses it reports and the others are skipped by (``pytest_pyfunc_call``).
     """
     for name in request.config.stash.get(SCENARIOS_KEY, []):
         with contextlib.suppress(Exception, pytest.fail.Exception, pytest.skip.Exception):
             request.getfixturevalue(name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+    """One cause, one failure: a check whose scenario failed reports the cause or is skipped as blocked."""
+    scenarios.refuse_if_blocked(pyfuncitem)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -491,8 +515,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
     message = str(call.excinfo.value)
     created_by = {t: trace for user in run.users for t, trace in user.created_by.items()}
+    diagnosed = config.stash.setdefault(DIAGNOSED_KEY, {})
     for thread_id in run.thread_ids:
+        if thread_id in message and thread_id in diagnosed:  # explained once; then a pointer to it
+            section = f"thread {thread_id}: see {diagnosed[thread_id]}"
+            report.sections.append(("cloudrun-smoke: per-instance state", section))
+            return
         if thread_id in message:
+            diagnosed[thread_id] = item.nodeid
             text = diagnose_404(client, config.stash[ENV_KEY], thread_id, created_by.get(thread_id, ""))
             if text:
                 report.sections.append(("cloudrun-smoke: per-instance state", text))
@@ -524,8 +554,34 @@ class _ResultCollector:
         duration = report.duration + (previous.duration if previous else 0.0)
         if previous is None or previous.outcome == "passed" or outcome != "passed":
             self.results[report.nodeid] = CheckResult(
-                report.nodeid, outcome, round(duration, 3), message[:2000]
+                report.nodeid,
+                outcome,
+                round(duration, 3),
+                message[:2000],
+                blocked_by(message) if outcome == "skipped" else "",
             )
+
+
+class _PlainExit:
+    """A configuration or credentials error stops the run (``_fail``) and reads as one plain line on
+    stderr, like a usage error, instead of pytest's ``! _pytest.outcomes.Exit: ... !`` banner."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.message = ""
+
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter kept the exception to print it
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        if not excinfo.errisinstance(pytest.exit.Exception) or not str(excinfo.value).startswith(EXIT_PREFIX):
+            return
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None and hasattr(terminal, "_keyboardinterrupt_memo"):
+            terminal._keyboardinterrupt_memo = None
+            self.message = str(excinfo.value)
+
+    def pytest_unconfigure(self) -> None:
+        if self.message:
+            sys.stderr.write(f"ERROR: {self.message}\n")
 
 
 def _http_figures(run: SmokeRun) -> dict[str, Any]:

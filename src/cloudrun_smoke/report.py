@@ -53,6 +53,36 @@ class CheckResult:
     outcome: str  # passed, failed, skipped, error, known-failure, known-failure-passed
     duration: float
     message: str = ""
+    blocked_by: str = ""  # skipped: the failed check whose cause it could not be judged without
+
+
+BLOCKED = "blocked by "
+
+
+def blocked_reason(owner: str, cause: str) -> str:
+    """The skip reason of a check that depends on a step another check failed (one cause, one failure)."""
+    return f"{BLOCKED}{owner}: {cause}"
+
+
+def blocked_by(reason: str) -> str:
+    """The failed check a skip reason names, or "" when the skip is not a block."""
+    reason = reason.removeprefix("Skipped: ")
+    if not reason.startswith(BLOCKED):
+        return ""
+    return reason[len(BLOCKED) :].split(": ", 1)[0]
+
+
+def root_causes(checks: list[CheckResult]) -> list[dict[str, Any]]:
+    """Each failed check with its cause in one line and the checks it blocked, for the verdict."""
+    return [
+        {
+            "check": c.nodeid,
+            "cause": (c.message.strip().splitlines() or [""])[0],
+            "blocked": sorted(b.nodeid for b in checks if b.blocked_by == c.nodeid),
+        }
+        for c in checks
+        if c.outcome in ("failed", "error")
+    ]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,6 +128,7 @@ def build_verdict(
         "options": options or {},
         "run": run,
         "checks": [asdict(c) for c in checks],
+        "root_causes": root_causes(checks),
         "figures": [asdict(f) for f in figures.items],
         "logs": logs,
         "rollback": rollback,
@@ -130,6 +161,10 @@ def markdown_summary(verdict: dict[str, Any]) -> str:
             for line in rest:
                 if "Logs Explorer:" in line or line.strip().startswith("or: gcloud"):
                     lines.append(f"  - {line.strip()}")
+            blocked = sorted(c["nodeid"] for c in checks if c.get("blocked_by") == check["nodeid"])
+            if blocked:
+                lines.append(f"  - blocked by it, not judged ({len(blocked)}, skipped):")
+                lines += [f"    - `{nodeid}`" for nodeid in blocked]
         lines.append("")
     lines += ["### Checks", "", "| Check | Outcome | Duration (s) |", "|---|---|---|"]
     order = {
@@ -141,7 +176,10 @@ def markdown_summary(verdict: dict[str, Any]) -> str:
         "passed": 4,
     }
     for check in sorted(checks, key=lambda c: (order.get(c["outcome"], 5), c["nodeid"])):
-        lines.append(f"| `{check['nodeid']}` | {check['outcome']} | {check['duration']:.2f} |")
+        outcome = (
+            f"skipped, blocked by `{check['blocked_by']}`" if check.get("blocked_by") else check["outcome"]
+        )
+        lines.append(f"| `{check['nodeid']}` | {outcome} | {check['duration']:.2f} |")
     figures = verdict.get("figures") or []
     if figures:
         lines += ["", "### Figures", ""]

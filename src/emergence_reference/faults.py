@@ -23,6 +23,7 @@ VARIANT = "variant"
 
 # -- faults --------------------------------------------------------------------------------------------
 ARCHIVE_NO_ENQUEUE = "archive-no-enqueue"
+ARCHIVE_IGNORED = "archive-ignored"
 ENQUEUE_FAILS = "enqueue-fails"
 CONSOLIDATION_HANGS = "consolidation-hangs"
 CONSOLIDATION_WRONG_THREAD = "consolidation-wrong-thread"
@@ -74,6 +75,9 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
     {
         ARCHIVE_NO_ENQUEUE: Switch(
             FAULT, "the archive hook never enqueues the consolidation (PATCH still 200)"
+        ),
+        ARCHIVE_IGNORED: Switch(
+            FAULT, "PATCH archived=true answers 200 but leaves the thread unarchived (nothing enqueued)"
         ),
         ENQUEUE_FAILS: Switch(
             FAULT, "enqueueing raises: '[Thread Archiving] Failed to enqueue' WARNING, PATCH 200"

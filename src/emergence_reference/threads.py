@@ -108,7 +108,8 @@ async def add_message(thread_id: str, body: MessageCreate, user: User, runtime: 
 @router.patch("/{thread_id}")
 async def update_thread(thread_id: str, body: ThreadPatch, user: User, runtime: Rt) -> dict[str, Any]:
     changes = {key: getattr(body, key) for key in body.model_fields_set if key != "archived"}
-    update = runtime.store.update_thread(thread_id, user.user_id, changes, body.archived)
+    archived = None if body.archived and runtime.faults.on(F.ARCHIVE_IGNORED) else body.archived
+    update = runtime.store.update_thread(thread_id, user.user_id, changes, archived)
     if update is None:
         raise _not_found()
     # rearchive-enqueues: the hook tests the request (archived: true), not the transition.

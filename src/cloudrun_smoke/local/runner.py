@@ -30,7 +30,6 @@ LineSink = Callable[[str, str], None]
 ExitSink = Callable[["RevisionInstance", int], None]
 
 
-
 class RevisionStartError(RuntimeError):
     """The revision never became ready; the message carries the process's last output."""
 
