@@ -102,8 +102,8 @@ class _Search:
         return (
             f"the read in progress got {self.empty_in_a_row} empty page(s) in a row, each with a "
             "nextPageToken: Cloud Logging had not finished searching and asked to continue the search "
-            "(ListLogEntriesResponse), so lines beyond them were not seen yet. A narrower filter (one log "
-            "name, a shorter time range) searches faster"
+            "(ListLogEntriesResponse), so lines beyond them were not seen yet. A shorter time range "
+            "searches faster (log_lookback), or allow more time (log_deadline)"
         )
 
 
@@ -497,7 +497,9 @@ class LogWatcher:
         while True:
             with self._cond:
                 while not self._closed and not self._someone_waits():
-                    self._search = None  # nobody waits: the rest of an unfinished search is not worth its reads
+                    self._search = (
+                        None  # nobody waits: the rest of an unfinished search is not worth its reads
+                    )
                     self._cond.wait()
                 if self._closed:
                     return
