@@ -38,6 +38,8 @@ def main() -> int:
         # The window checks, after the stack's simulated users filled the window: the wall time
         # includes that traffic.
         runs["window (-m window)"] = run_suite({}, "-m", "window")
+        # Cloud Logging's short and empty pages (stack:short-pages): every page is a read.
+        runs["short pages"] = run_suite({"SMOKE_LOCAL_FAULTS": "stack:short-pages"})
         for n in (1, 10, 50):
             runs[f"scale {n}"] = run_suite(
                 {"SMOKE_ARCHIVE_SAMPLES": str(n), "SMOKE_LOG_DEADLINE": "90"}, "-k", "slo"
