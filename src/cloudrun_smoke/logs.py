@@ -68,7 +68,7 @@ class LogExpectationFailed(AssertionError):
 class WatcherStats:
     reads: int = 0  # entries:list requests sent (one per page), failed ones included
     throttled: int = 0
-    polls: int = 0  # searches ended: all their pages read, or stopped by an error
+    polls: int = 0  # searches read to their last page, plus pages that failed (what refresh() waits on)
     read_times: list[float] = field(default_factory=list)  # wall clock of each request, when sent
     empty_pages: int = 0  # pages with no entries but a nextPageToken: the search asked to continue
     max_lag_seconds: float = 0.0
