@@ -43,6 +43,8 @@ def main() -> int:
         runs["3 instances, shared state"] = run_suite(
             {"SMOKE_LOCAL_INSTANCES": "3", "SMOKE_LOCAL_SHARED_STATE": "1"}
         )
+        # Cloud Logging's short and empty pages (stack:short-pages): every page is a read.
+        runs["short pages"] = run_suite({"SMOKE_LOCAL_FAULTS": "stack:short-pages"})
         for n in (1, 10, 50):
             runs[f"scale {n}"] = run_suite(
                 {"SMOKE_ARCHIVE_SAMPLES": str(n), "SMOKE_LOG_DEADLINE": "90"}, "-k", "slo"

@@ -61,6 +61,7 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         "reads": logs.get("entries_list_calls", window.get("entries_list_pages")),
         "monitoring_calls": window.get("list_time_series_calls"),
         "throttled": logs.get("throttled"),
+        "empty_pages": logs.get("empty_pages"),
         "max_reads_in_one_second": max(reads_per_second.values(), default=0),
         "detection_median_s": round(percentile(detection, 50), 3) if detection else None,
         "detection_p95_s": round(percentile(detection, 95), 3) if detection else None,

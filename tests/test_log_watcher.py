@@ -3,9 +3,11 @@ overlapping waits, fail-fast on failure lines, absence, the read budget, and wha
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
@@ -13,7 +15,7 @@ from google.auth.credentials import AnonymousCredentials
 from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_store import LogStore
-from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
 from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogWatcher, throttle_backoff
 from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
@@ -240,5 +242,112 @@ def test_a_429_pauses_reads_briefly_then_the_watcher_goes_on(api: tuple) -> None
         started = time.monotonic()
         waiting.result()
         assert time.monotonic() - started < 4.0 + 2.0, "the first 429 in a row waits 4 s"
+    finally:
+        watcher.close()
+
+
+# -- every page is a read (stack:short-pages) ----------------------------------------------------------
+# Cloud Logging may answer a page with fewer entries than asked, or none but a nextPageToken: "the search
+# found no log entries so far but it did not have time to search all the possible log entries. Retry the
+# method with this value for page_token to continue the search" (ListLogEntriesResponse,
+# https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list). Each page is one request
+# against the project's "Read requests per minute" quota: what counts is what the emulator received.
+def short_pages(api: LoggingApi, empty_first: int = 2, max_entries: int = 20) -> None:
+    api.short_pages = ShortPages(empty_first=empty_first, max_entries=max_entries)
+
+
+def test_a_line_on_page_3_after_two_empty_pages_is_found_and_each_page_is_paid_for(api: tuple) -> None:
+    logging_api, server = api
+    short_pages(logging_api, empty_first=2)
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, ENQUEUED.format("p3"))
+        match = watcher.expect("archive.enqueued", {"thread_id": "p3"}, timeout=10)
+        assert match.fields["thread_id"] == "p3"
+        calls = logging_api.stats.list_calls
+        assert len(calls) == 3, f"{len(calls)} entries:list requests for one search of 3 pages"
+        # Counted per request, each timed when sent, and paced: never two in one second.
+        assert watcher.stats.reads == len(watcher.stats.read_times) == 3, watcher.stats
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+        assert watcher.stats.empty_pages == 2
+    finally:
+        watcher.close()
+
+
+def test_with_short_pages_the_emulator_never_gets_more_than_the_budget_nor_two_in_a_second(
+    api: tuple,
+) -> None:
+    """A search of 2 empty pages then 12 pages of 2 lines: the reader pays each page, so in 15 s at a
+    budget of 9 a minute (a burst of 3, then one every 10 s) the emulator sees at most 5 requests."""
+    logging_api, server = api
+    short_pages(logging_api, empty_first=2, max_entries=2)
+    for n in range(24):
+        emit(logging_api, ENQUEUED.format(f"bulk-{n}"))
+    watcher = watcher_for(server, budget=9)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed) as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "bulk-23"}, timeout=4)
+        wait_until(lambda: time.monotonic() - started >= 15 or None, timeout=20, what="15 s of reading")
+        calls = list(logging_api.stats.list_calls)
+        assert len(calls) <= 5, f"{len(calls)} entries:list requests in 15 s at 9 a minute"
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+        assert watcher.stats.reads == len(calls), "each request counted once, where the quota counts it"
+        assert "more to come" in str(failure.value), failure.value
+    finally:
+        watcher.close()
+
+
+@pytest.mark.slow
+def test_with_short_pages_no_60_s_holds_more_requests_than_the_budget(api: tuple) -> None:
+    """Greedy for 75 s: a search that never ends (empty pages forever) and a wait that never resolves."""
+    logging_api, server = api
+    short_pages(logging_api, empty_first=10**6)
+    budget = 12
+    watcher = watcher_for(server, budget=budget)
+    try:
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "never"}, timeout=75)
+        wait_until(lambda: waiting.done or None, timeout=90, what="the 75 s wait to end")
+        calls = list(logging_api.stats.list_calls)
+        busiest = max(sum(1 for t in calls if start <= t < start + 60.0) for start in calls)
+        assert busiest <= budget, f"{busiest} entries:list requests in one minute, budget {budget}"
+        assert len(calls) >= budget, "the budget was used"
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+    finally:
+        watcher.close()
+
+
+def test_a_search_that_keeps_answering_empty_pages_says_so_at_the_deadline(api: tuple) -> None:
+    logging_api, server = api
+    short_pages(logging_api, empty_first=10**6)  # the search never finishes
+    emit(logging_api, ENQUEUED.format("hidden"))
+    watcher = watcher_for(server)
+    try:
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "hidden"}, timeout=3)
+        wait_until(lambda: waiting.done or None, timeout=3 + 2 + 5, what="the wait to end near its deadline")
+        with pytest.raises(LogExpectationFailed) as failure:
+            waiting.result()
+        message = str(failure.value)
+        empty = re.search(r"got (\d+) empty page\(s\) in a row, each with a nextPageToken", message)
+        assert empty and int(empty.group(1)) >= 2, message
+        assert "asked to continue the search" in message, message
+        assert int(empty.group(1)) <= len(logging_api.stats.list_calls)
+    finally:
+        watcher.close()
+
+
+def test_nobody_waiting_ends_an_unfinished_search(api: tuple) -> None:
+    """Pages are not read for nobody: once the wait is over, the endless search stops paying."""
+    logging_api, server = api
+    short_pages(logging_api, empty_first=10**6)
+    watcher = watcher_for(server)
+    try:
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "gone"}, timeout=2)
+        wait_until(lambda: waiting.done or None, timeout=2 + 2 + 5, what="the wait to end near its deadline")
+        calls = len(logging_api.stats.list_calls)
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"
+            time.sleep(0.25)
     finally:
         watcher.close()

@@ -210,3 +210,78 @@ def test_a_reader_of_timestamp_after_last_seen_misses_lines_that_surface_late() 
         assert written - naive_seen, "the naive reader saw every line: no out-of-order visibility"
     finally:
         server.stop()
+
+
+# -- short pages (stack:short-pages) -------------------------------------------------------------------
+# ListLogEntriesResponse (https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list, and
+# google/logging/v2/logging.proto in googleapis/googleapis): "If entries is empty, nextPageToken may still
+# be returned, indicating that more entries may exist"; "If a value for next_page_token appears and the
+# entries field is empty, it means that the search found no log entries so far but it did not have time
+# to search all the possible log entries. Retry the method with this value for page_token to continue
+# the search." pageSize is "the maximum number of results to return", not a promise of a full page.
+def short_paged(empty_first: int = 2, max_entries: int = 3) -> tuple[LoggingApi, JsonApiServer]:
+    from cloudrun_smoke.local.logging_api import ShortPages
+
+    api = LoggingApi(
+        LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None), ShortPages(empty_first, max_entries)
+    )
+    for entry in ENTRIES:
+        api.store.add(with_project(entry), visible_at=0.0)
+    return api, serve(api)
+
+
+def raw_list(endpoint: str, token: str | None = None, page_size: int = 1000) -> dict:
+    body: dict = {
+        "resourceNames": [f"projects/{PROJECT}"],
+        "filter": 'timestamp>="2000-01-01T00:00:00Z"',
+        "pageSize": page_size,
+    }
+    if token:
+        body["pageToken"] = token
+    response = httpx.post(f"{endpoint}/v2/entries:list", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_short_pages_start_empty_with_a_token_then_hold_fewer_entries_than_asked() -> None:
+    _, server = short_paged(empty_first=2, max_entries=3)
+    try:
+        pages, token = [], None
+        while True:
+            page = raw_list(server.endpoint, token)
+            pages.append(page)
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        # The first two: no entries (proto3 JSON leaves the empty list out), but a token to continue.
+        assert pages[0] == {"nextPageToken": pages[0]["nextPageToken"]}
+        assert pages[1] == {"nextPageToken": pages[1]["nextPageToken"]}
+        sizes = [len(p.get("entries", [])) for p in pages[2:]]
+        assert all(0 < size <= 3 for size in sizes), sizes  # pageSize 1000 asked, at most 3 answered
+        seen = [e["insertId"] for p in pages for e in p.get("entries", [])]
+        assert sorted(seen) == sorted(e["insertId"] for e in ENTRIES) and len(seen) == len(set(seen))
+    finally:
+        server.stop()
+
+
+def test_short_pages_with_no_match_still_begin_with_empty_pages_that_carry_a_token() -> None:
+    api, server = short_paged(empty_first=2)
+    try:
+        body = {"resourceNames": [f"projects/{PROJECT}"], "filter": 'textPayload:"no such line"'}
+        first = httpx.post(f"{server.endpoint}/v2/entries:list", json=body, timeout=10).json()
+        assert "entries" not in first and first["nextPageToken"]
+        client = client_for(server.endpoint)
+        before = len(api.stats.list_calls)
+        assert list(client.list_entries(filter_='textPayload:"no such line"')) == []
+        # The client library follows the tokens on its own: three requests for one generator.
+        assert len(api.stats.list_calls) - before == 3
+    finally:
+        server.stop()
+
+
+def test_the_stack_switch_turns_short_pages_on() -> None:
+    from cloudrun_smoke.local.faults import SHORT_PAGES
+    from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+
+    assert LocalStack(LocalStackConfig(faults=(SHORT_PAGES,))).logging.short_pages is not None
+    assert LocalStack(LocalStackConfig()).logging.short_pages is None

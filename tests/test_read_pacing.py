@@ -52,3 +52,34 @@ def test_an_idle_spell_refills_the_burst() -> None:
     greedy_reads(pacer, 60)
     times = greedy_reads(pacer, 5, start=200.0)
     assert times == [200.0, 201.0, 202.0, 203.0, 204.0]
+
+
+def test_readers_sharing_one_pacer_stay_within_its_budget_together() -> None:
+    """The log watcher and the 404 diagnosis pay from one pacer: each asks before its request, and
+    what one paid the other cannot spend again."""
+    pacer = ReadPacer(12)
+    times: list[float] = []
+    for tick in range(0, 6000):  # two greedy readers asking every 10 ms for 60 s
+        now = tick / 100
+        for _reader in ("watcher", "diagnosis"):
+            if pacer.try_spend(now):
+                times.append(now)
+    assert len(times) <= 12, times
+    assert all(b - a >= 1.0 for a, b in pairwise(times)), times
+
+
+def test_a_turn_after_the_callers_deadline_is_refused_and_costs_nothing() -> None:
+    clock = {"now": 0.0}
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock["now"] += seconds
+
+    pacer = ReadPacer(6)  # a burst of 2, then one every 15 s
+    assert pacer.take_turn(5.0, clock=lambda: clock["now"], sleep=sleep)
+    assert pacer.take_turn(5.0, clock=lambda: clock["now"], sleep=sleep)  # 1 s later
+    assert clock["now"] == pytest.approx(1.0)
+    assert not pacer.take_turn(5.0, clock=lambda: clock["now"], sleep=sleep)  # next turn at 15 s
+    assert clock["now"] == pytest.approx(1.0), "no waiting for a turn past the deadline"
+    assert pacer.next_read(clock["now"]) == pytest.approx(15.0), "the refused turn was not spent"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,27 @@ def test_a_healthy_run_reads_the_logs_at_most_20_times(healthy_run: tuple[SuiteR
     _, verdict = healthy_run
     reads = verdict["logs"]["entries_list_calls"]
     assert 1 <= reads <= 20, f"{reads} entries:list calls in a healthy run"
+
+
+@pytest.mark.slow
+def test_with_short_pages_the_suite_passes_and_its_verdict_counts_every_page(tmp_path: Path) -> None:
+    """Cloud Logging may answer short pages, and empty ones with a nextPageToken ("Retry the method with
+    this value for page_token to continue the search": ListLogEntriesResponse,
+    https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list). Each page is a read:
+    counted, timed when sent, within the budget in any 60 s, never two in one second."""
+    run = run_smoke(tmp_path, "--env", "local", env={"SMOKE_LOCAL_FAULTS": "stack:short-pages"})
+    assert run.returncode == 0, run.output
+    logs = run.verdict["logs"]
+    times = logs["read_times"]
+    assert logs["entries_list_calls"] == len(times), "one time per entries:list request"
+    assert logs["empty_pages"] >= 2 and logs["polls"] >= 1, logs
+    budget = logs["read_budget_per_minute"]
+    assert max(sum(1 for t in times if start <= t < start + 60.0) for start in times) <= budget, times
+    assert all(b - a >= 0.9 for a, b in pairwise(times)), times
+    summary = re.search(
+        r"log reads: (\d+) entries:list requests, one per page \(throttled \d+, empty (\d+)\)", run.output
+    )
+    assert summary and int(summary.group(1)) == len(times) and int(summary.group(2)) >= 2, run.output
 
 
 @pytest.mark.slow

@@ -4,8 +4,9 @@ Entries become visible seconds after their timestamp and out of order, so a poll
 ``timestamp > last seen`` loses lines. Every poll re-reads from a lookback longer than the ingestion
 lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test asked still count.
 The poller reads only while someone waits, and never faster than the read budget allows (the real
-project quota is 60 reads per minute, shared with everyone reading the project's logs; see
-:mod:`read_pacing`).
+project quota is 60 read requests per minute, shared with everyone reading the project's logs; see
+:mod:`read_pacing`). A read is one page: a poll that takes three pages pays three times, each page
+when it is sent, and new lines count as soon as their page arrives.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cloudrun_smoke.excerpt import one_line
+from cloudrun_smoke.log_pages import list_page
 from cloudrun_smoke.patterns import FAILURES_FOR, LogPattern, pattern
 from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
@@ -52,9 +54,10 @@ class LogMatch:
 
 
 class LogSource(Protocol):
-    """Where lines come from: ``read`` returns the lines matching a filter and the pages it cost."""
+    """Where lines come from, one page (one request) at a time: the lines of the page of ``filter_``
+    that ``token`` designates (None: the first), and the token of the next page (None: the last)."""
 
-    def read(self, filter_: str) -> tuple[list[LogLine], int]: ...
+    def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]: ...
 
 
 class LogExpectationFailed(AssertionError):
@@ -63,10 +66,11 @@ class LogExpectationFailed(AssertionError):
 
 @dataclass
 class WatcherStats:
-    reads: int = 0
+    reads: int = 0  # entries:list requests sent (one per page), failed ones included
     throttled: int = 0
-    polls: int = 0
-    read_times: list[float] = field(default_factory=list)
+    polls: int = 0  # searches read to their last page, plus pages that failed (what refresh() waits on)
+    read_times: list[float] = field(default_factory=list)  # wall clock of each request, when sent
+    empty_pages: int = 0  # pages with no entries but a nextPageToken: the search asked to continue
     max_lag_seconds: float = 0.0
     lags: list[float] = field(default_factory=list)
 
@@ -79,6 +83,28 @@ def line_severity(severity: str, text: str) -> str:
     if not m:
         return "DEFAULT"
     return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(m.group(1), m.group(1))
+
+
+@dataclass
+class _Search:
+    """A poll in progress: one filter, paged until Cloud Logging answers no ``nextPageToken``."""
+
+    filter: str
+    started: float  # watcher clock, when its first page was paid for
+    token: str | None = None
+    pages: int = 0
+    empty_in_a_row: int = 0  # the last pages came back empty but with a token
+
+    def unfinished(self) -> str:
+        """What the failure of a wait must say when this search had not ended."""
+        if not self.empty_in_a_row:
+            return f"the read in progress had {self.pages} page(s) and more to come"
+        return (
+            f"the read in progress got {self.empty_in_a_row} empty page(s) in a row, each with a "
+            "nextPageToken: Cloud Logging had not finished searching and asked to continue the search "
+            "(ListLogEntriesResponse), so lines beyond them were not seen yet. A shorter time range "
+            "searches faster (log_lookback), or allow more time (log_deadline)"
+        )
 
 
 @dataclass
@@ -182,7 +208,8 @@ class LogWatcher:
         self._pending: list[Expectation | Absence] = []
         self._refresh_requested = False
         self._closed = False
-        self._last_read = -1e9
+        self._last_read = -1e9  # when the last complete search started (watcher clock)
+        self._search: _Search | None = None
         self._backoff_until = 0.0
         self._consecutive_throttles = 0
         self._last_error: str = ""
@@ -193,6 +220,17 @@ class LogWatcher:
     @property
     def budget_per_minute(self) -> int:
         return self._pacer.per_minute
+
+    def pay_for_read(self, until: float) -> bool:
+        """For another reader of the run's logs (the 404 diagnosis): wait for the budget's next turn and
+        count the request as the watcher's own; False (nothing paid) when that turn comes after
+        ``until`` (watcher clock)."""
+        if not self._pacer.take_turn(until, clock=self._clock):
+            return False
+        with self._cond:
+            self.stats.reads += 1
+            self.stats.read_times.append(time.time())
+        return True
 
     def pattern(self, name: str) -> LogPattern:
         return pattern(name, self._catalogue)
@@ -286,7 +324,7 @@ class LogWatcher:
         return absence
 
     def refresh(self, timeout: float = 30.0) -> None:
-        """One more read as soon as the budget allows, and return when it is done (e.g. before a final scan)."""
+        """One more poll as soon as the budget allows, and return when it is done (e.g. before a final scan)."""
         with self._cond:
             target = self.stats.polls + 1
             self._refresh_requested = True
@@ -401,31 +439,42 @@ class LogWatcher:
         return matches
 
     # -- polling -----------------------------------------------------------------------------------------
-    def poll_once(self) -> None:
-        """One read (possibly several pages) of everything within the lookback; new lines are kept."""
-        filter_ = self.current_filter()
-        self._last_read = self._clock()
-        self._pacer.spend(self._last_read)
+    def _someone_waits(self) -> bool:
+        return bool(self._pending) or self._refresh_requested
+
+    def _request_page(self, search: _Search) -> None:
+        """One page of ``search``, already paid for; its new lines are kept and judged at once."""
         issued = time.time()  # a read's time is when it was sent: the quota counts requests
         try:
-            lines, pages = self._source.read(filter_)
+            lines, token = self._source.page(search.filter, search.token)
         except Exception as e:  # the watcher must keep going; waiters get the error in their report
-            self.stats.reads += 1
-            self.stats.read_times.append(issued)
-            if self._is_throttled(e):
-                self.stats.throttled += 1
+            throttled = self._is_throttled(e)
+            if throttled:
                 self._consecutive_throttles += 1
                 self._backoff_until = self._clock() + throttle_backoff(self._consecutive_throttles)
             self._last_error = f"{type(e).__name__}: {e}"
             with self._cond:
+                self.stats.reads += 1
+                self.stats.read_times.append(issued)
+                self.stats.throttled += int(throttled)
+                if not throttled:  # a 429 resumes from the same page; anything else starts afresh
+                    self._search = None
                 self.stats.polls += 1
+                self._refresh_requested = False
                 self._cond.notify_all()
             return
-        self.stats.reads += pages
-        self.stats.read_times.append(issued)
         self._last_error = ""
         self._consecutive_throttles = 0
         with self._cond:
+            self.stats.reads += 1
+            self.stats.read_times.append(issued)
+            search.pages += 1
+            search.token = token
+            if not lines and token is not None:
+                search.empty_in_a_row += 1
+                self.stats.empty_pages += 1
+            else:
+                search.empty_in_a_row = 0
             fresh = [line for line in lines if line.insert_id not in self._ids]
             for line in fresh:
                 self._ids.add(line.insert_id)
@@ -436,28 +485,37 @@ class LogWatcher:
             if fresh:
                 self._lines.extend(fresh)
                 self._lines.sort(key=lambda line: (line.timestamp, line.insert_id))
-            self.stats.polls += 1
+            if token is None:  # the search is complete: waits past their deadline may now end
+                self._search = None
+                self._last_read = search.started
+                self.stats.polls += 1
+                self._refresh_requested = False
             self._evaluate_pending()
             self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self._pending and not self._refresh_requested:
+                while not self._closed and not self._someone_waits():
+                    self._search = (
+                        None  # nobody waits: the rest of an unfinished search is not worth its reads
+                    )
                     self._cond.wait()
                 if self._closed:
                     return
                 self._evaluate_pending()  # deadlines pass between reads too
-                if not self._pending and not self._refresh_requested:
+                if not self._someone_waits():
                     continue
                 now = self._clock()
-                next_read = max(self._pacer.next_read(now), self._backoff_until)
-                if now < next_read:
+                if now < self._backoff_until or not self._pacer.try_spend(now):
+                    next_read = max(self._pacer.next_read(now), self._backoff_until)
                     soonest = self._next_deadline_check(now) or next_read
                     self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
                     continue
-                self._refresh_requested = False
-            self.poll_once()
+                if self._search is None:
+                    self._search = _Search(self.current_filter(), now)
+                search = self._search
+            self._request_page(search)
 
     # -- diagnostics -------------------------------------------------------------------------------------
     def _closest(self, expected: LogPattern, where: Mapping[str, str], limit: int = 5) -> list[LogLine]:
@@ -481,10 +539,14 @@ class LogWatcher:
         hint = self._explore_hint(self.current_filter())
         parts = [
             f"  closest lines seen:\n{shown}",
-            f"  lines seen this run: {len(self.lines())}; log reads: {self.stats.reads}"
+            f"  lines seen this run: {len(self.lines())}; log reads: {self.stats.reads} entries:list "
+            "requests (one per page)"
+            + (f", {self.stats.empty_pages} of them empty pages" if self.stats.empty_pages else "")
             + (f"; last read failed: {self._last_error}" if self._last_error else ""),
-            f"  filter: {self.current_filter()}",
         ]
+        if self._search is not None and self._search.pages:
+            parts.append(f"  {self._search.unfinished()}")
+        parts.append(f"  filter: {self.current_filter()}")
         if hint:
             parts.append(hint)
         return "\n".join(parts)
@@ -513,28 +575,21 @@ class LogWatcher:
 
 # -- Cloud Logging as a LogSource ---------------------------------------------------------------------------
 class CloudLoggingSource:
-    """Reads through ``google.cloud.logging.Client`` (JSON API): ascending timestamps, pages of 1000.
+    """Pages of 1000 entries in ascending timestamps through ``google.cloud.logging.Client`` (JSON API),
+    one request per call (see :mod:`log_pages`: the client's own iterator would follow the tokens unpaced)."""
 
-    The client hides its pages; the client built by :func:`google_clients.logging_client` counts them.
-    """
+    PAGE_SIZE = 1000
 
     def __init__(self, client: Any, project: str) -> None:
         self._client = client
         self._project = project
+        self._loggers: dict[str, Any] = {}
 
-    def read(self, filter_: str) -> tuple[list[LogLine], int]:
-        from google.cloud import logging as cloud_logging
-
-        session = getattr(self._client, "_http", None)
-        before = getattr(session, "list_calls", 0)
-        entries = self._client.list_entries(
-            resource_names=[f"projects/{self._project}"],
-            filter_=filter_,
-            order_by=cloud_logging.ASCENDING,
-            page_size=1000,
+    def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]:
+        page = list_page(
+            self._client, self._project, filter_, page_size=self.PAGE_SIZE, token=token, loggers=self._loggers
         )
-        lines = [to_line(entry) for entry in entries]
-        return lines, max(1, getattr(session, "list_calls", 1) - before)
+        return [to_line(entry) for entry in page.entries], page.next_token
 
 
 def entry_text(payload: Any) -> str:

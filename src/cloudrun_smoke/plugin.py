@@ -13,6 +13,7 @@ import statistics
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cloudrun_smoke.http import ServiceClient
 from cloudrun_smoke.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.logs import CloudLoggingSource, LogWatcher
 from cloudrun_smoke.patterns import catalogue_with
+from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.report import (
     CheckResult,
     Figures,
@@ -513,6 +515,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             return
     from cloudrun_smoke.instances import diagnose_404
 
+    # Its reads are paid from the run's one read budget: the watcher's when it runs.
+    watcher = config.stash.get(WATCHER_KEY, None)
+    if watcher is not None:
+        pay_for_read = watcher.pay_for_read
+    else:
+        pay_for_read = ReadPacer(config.stash[ENV_KEY].read_budget_per_minute).take_turn
     message = str(call.excinfo.value)
     created_by = {t: trace for user in run.users for t, trace in user.created_by.items()}
     diagnosed = config.stash.setdefault(DIAGNOSED_KEY, {})
@@ -523,7 +531,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             return
         if thread_id in message:
             diagnosed[thread_id] = item.nodeid
-            text = diagnose_404(client, config.stash[ENV_KEY], thread_id, created_by.get(thread_id, ""))
+            text = diagnose_404(
+                client,
+                config.stash[ENV_KEY],
+                thread_id,
+                created_by.get(thread_id, ""),
+                pay_for_read=pay_for_read,
+                since=run.started_at - timedelta(seconds=5),
+            )
             if text:
                 report.sections.append(("cloudrun-smoke: per-instance state", text))
             return
@@ -692,7 +707,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if e.match and e.match.line.receive_timestamp
         ]
         logs = {
+            # Reads as the quota counts them: entries:list requests, one per page (the 404 diagnosis's too).
             "entries_list_calls": stats.reads,
+            "empty_pages": stats.empty_pages,
+            "polls": stats.polls,
             "read_budget_per_minute": watcher.budget_per_minute,
             "throttled": stats.throttled,
             "lines_seen": len(watcher.lines()),
@@ -789,7 +807,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     watcher = config.stash.get(WATCHER_KEY, None)
     if watcher is not None:
         lines.append(
-            f"log reads: {watcher.stats.reads} (throttled {watcher.stats.throttled}); "
+            f"log reads: {watcher.stats.reads} entries:list requests, one per page "
+            f"(throttled {watcher.stats.throttled}, empty {watcher.stats.empty_pages}); "
             f"max ingestion lag seen: {watcher.stats.max_lag_seconds:.1f} s"
         )
     for figure in config.stash[FIGURES_KEY].items:

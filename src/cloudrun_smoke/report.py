@@ -192,6 +192,7 @@ def markdown_summary(verdict: dict[str, Any]) -> str:
     if logs:
         lines += [
             "",
-            f"Log reads: {logs.get('entries_list_calls')}; max ingestion lag {logs.get('max_ingestion_lag_s')} s.",
+            f"Log reads: {logs.get('entries_list_calls')} entries:list requests (one per page, "
+            f"{logs.get('empty_pages', 0)} empty); max ingestion lag {logs.get('max_ingestion_lag_s')} s.",
         ]
     return "\n".join(lines) + "\n"

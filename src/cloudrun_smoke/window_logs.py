@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloudrun_smoke.log_pages import list_page
 from cloudrun_smoke.logs import to_line
 from cloudrun_smoke.patterns import LogPattern
 from cloudrun_smoke.timeutil import format_rfc3339
@@ -199,37 +200,10 @@ class WindowLogReader:
         return Read(entries, calls, True, filter_)
 
     def _page(self, filter_: str, token: str | None) -> tuple[list[Any], str | None]:
-        """One ``entries:list`` call through the client's own connection (its generator hides the page
-        token a resumed or capped read needs); entries parsed as the client parses them."""
-        from google.cloud import logging as cloud_logging
-
-        data: dict[str, Any] = {
-            "resourceNames": [f"projects/{self._project}"],
-            "filter": filter_,
-            "orderBy": cloud_logging.ASCENDING,
-            "pageSize": PAGE_SIZE,
-        }
-        if token:
-            data["pageToken"] = token
-        response = self._client._connection.api_request(method="POST", path="/entries:list", data=data)
-        items = [_entry(item, self._client, self._loggers) for item in response.get("entries", ())]
-        return items, response.get("nextPageToken") or None
-
-
-def _entry(resource: Mapping[str, Any], client: Any, loggers: dict[str, Any]) -> Any:
-    """A ``LogEntry`` of the right class for its payload, as ``google.cloud.logging`` builds them."""
-    from google.cloud.logging_v2 import entries
-
-    kind = (
-        entries.TextEntry
-        if "textPayload" in resource
-        else entries.StructEntry
-        if "jsonPayload" in resource
-        else entries.ProtobufEntry
-        if "protoPayload" in resource
-        else entries.LogEntry
-    )
-    return kind.from_api_repr(resource, client, loggers=loggers)
+        page = list_page(
+            self._client, self._project, filter_, page_size=PAGE_SIZE, token=token, loggers=self._loggers
+        )
+        return page.entries, page.next_token
 
 
 def latency_ms(http_request: Mapping[str, Any] | None) -> float | None:

@@ -24,6 +24,7 @@ LOGGING_429 = "stack:logging-429"
 SLOW_INGESTION = "stack:slow-ingestion"
 HEAVY_JITTER = "stack:heavy-jitter"
 FLAKY_LOGGING = "stack:flaky-logging"
+SHORT_PAGES = "stack:short-pages"
 ERROR_BURST = "stack:5xx-burst"
 
 STACK_FAULTS: Mapping[str, str] = MappingProxyType(
@@ -38,6 +39,8 @@ STACK_FAULTS: Mapping[str, str] = MappingProxyType(
         SLOW_INGESTION: "log entries become visible only after the suite's log deadline",
         HEAVY_JITTER: "several seconds of per-entry ingestion jitter: lines surface out of order",
         FLAKY_LOGGING: "10 % of entries:list calls answer 429 RESOURCE_EXHAUSTED, at random, all along",
+        SHORT_PAGES: "entries:list pages hold at most 20 entries, and every search starts with 2 empty "
+        "pages that carry a nextPageToken",
         ERROR_BURST: "the instance answers 500 to the last 10 of every 100 requests (bursts, 10 % of 5xx)",
     }
 )

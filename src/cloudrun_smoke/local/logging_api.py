@@ -22,7 +22,7 @@ from typing import Any
 
 from cloudrun_smoke.local.json_api import ApiError, JsonApiServer, Request, route
 from cloudrun_smoke.local.log_query import FilterError, compile_filter
-from cloudrun_smoke.local.log_store import LogStore, StoredEntry
+from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
 DEFAULT_PAGE_SIZE = 50
@@ -73,6 +73,22 @@ class ReadQuota:
             self._calls.append(now)
 
 
+@dataclass(frozen=True)
+class ShortPages:
+    """How Cloud Logging really pages (the ``stack:short-pages`` switch): a search may answer fewer
+    entries than ``pageSize`` and, before finding any, pages with no entries but a ``nextPageToken``.
+
+    ``ListLogEntriesResponse`` (https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list):
+    "If entries is empty, nextPageToken may still be returned, indicating that more entries may
+    exist"; "If a value for next_page_token appears and the entries field is empty, it means that the
+    search found no log entries so far but it did not have time to search all the possible log
+    entries. Retry the method with this value for page_token to continue the search."
+    """
+
+    empty_first: int = 2  # pages of every search that come back empty, with a token to continue
+    max_entries: int = 20  # entries a page holds at most, whatever pageSize asked
+
+
 @dataclass
 class LoggingStats:
     """What the emulator served, for our tests and the benchmark."""
@@ -99,10 +115,17 @@ class Ingestion:
 class LoggingApi:
     """The emulator's request handlers over one :class:`LogStore`."""
 
-    def __init__(self, store: LogStore, ingestion: Ingestion, quota: ReadQuota | None = None) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        ingestion: Ingestion,
+        quota: ReadQuota | None = None,
+        short_pages: ShortPages | None = None,
+    ) -> None:
         self.store = store
         self.ingestion = ingestion
         self.quota = quota or ReadQuota(per_minute=None)
+        self.short_pages = short_pages  # None: full pages, as long as entries remain
         self.stats = LoggingStats()
         self._ids = itertools.count(1)
         self._id_prefix = hashlib.sha1(str(time.time_ns()).encode()).hexdigest()[:8]
@@ -169,7 +192,13 @@ class LoggingApi:
         fingerprint = hashlib.sha1(
             json.dumps([sorted(projects), filter_text, descending]).encode()
         ).hexdigest()
-        as_of, after = _read_token(body.get("pageToken"), fingerprint, self.store.now())
+        as_of, after, searched = _read_token(body.get("pageToken"), fingerprint, self.store.now())
+        short = self.short_pages
+        if short is not None and searched < short.empty_first:
+            # The search "did not have time": nothing yet, and a token to continue from the same place.
+            return 200, {"nextPageToken": _make_token(fingerprint, as_of, after, searched + 1)}
+        if short is not None:
+            page_size = min(page_size, short.max_entries)
         selected = [
             e
             for e in self.store.snapshot(as_of)
@@ -180,9 +209,10 @@ class LoggingApi:
         if after is not None:
             selected = [e for e in selected if (e.sort_key < after if descending else e.sort_key > after)]
         page = selected[:page_size]
-        response: dict[str, Any] = {"entries": [e.entry for e in page]}
+        # proto3 JSON leaves an empty repeated field out: no ``entries`` key on an empty page.
+        response: dict[str, Any] = {"entries": [e.entry for e in page]} if page else {}
         if len(selected) > page_size:
-            response["nextPageToken"] = _make_token(fingerprint, as_of, page[-1])
+            response["nextPageToken"] = _make_token(fingerprint, as_of, page[-1].sort_key, searched + 1)
         return 200, response
 
 
@@ -222,22 +252,27 @@ def _page_size(value: Any) -> int:
     return size
 
 
-def _make_token(fingerprint: str, as_of: float, last: StoredEntry) -> str:
-    """A cursor, not an offset: entries that surface between pages cannot shift what a page holds."""
-    raw = json.dumps({"f": fingerprint, "t": as_of, "k": list(last.sort_key)})
+def _make_token(fingerprint: str, as_of: float, after: tuple[float, str] | None, pages: int) -> str:
+    """A cursor, not an offset: entries that surface between pages cannot shift what a page holds.
+    ``after`` is the last entry answered (None: none yet); ``pages`` how many this search answered."""
+    raw = json.dumps({"f": fingerprint, "t": as_of, "k": None if after is None else list(after), "n": pages})
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _read_token(token: str | None, fingerprint: str, now: float) -> tuple[float, tuple[float, str] | None]:
+def _read_token(
+    token: str | None, fingerprint: str, now: float
+) -> tuple[float, tuple[float, str] | None, int]:
+    """(as of when the search sees the store, the last entry answered, pages answered so far)."""
     if not token:
-        return now, None
+        return now, None, 0
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        key = (float(data["k"][0]), str(data["k"][1]))
+        key = None if data["k"] is None else (float(data["k"][0]), str(data["k"][1]))
         as_of = float(data["t"])
         fp = data["f"]
+        pages = int(data.get("n", 1))
     except (ValueError, KeyError, TypeError, IndexError):
         raise ApiError(400, "pageToken: malformed") from None
     if fp != fingerprint:
         raise ApiError(400, "pageToken: the other parameters must be the same as in the previous call")
-    return as_of, key
+    return as_of, key, pages

@@ -26,7 +26,7 @@ from cloudrun_smoke.local.iam import InvokerCheck
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
-from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
 from cloudrun_smoke.local.metrics import (
     InstanceSampler,
     InstanceTarget,
@@ -95,6 +95,7 @@ class LocalStack:
                 throttle_for=throttle,
                 refuse_share=0.1 if F.FLAKY_LOGGING in self.stack_faults else 0.0,
             ),
+            short_pages=ShortPages() if F.SHORT_PAGES in self.stack_faults else None,
         )
         self.router = LogRouter(self.logging)
         self.state = RunState()
