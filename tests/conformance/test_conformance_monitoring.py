@@ -43,7 +43,6 @@ FIXTURES = {
     CPU_UTILIZATIONS: "ts_cpu_utilizations",
     INSTANCE_COUNT: "ts_instance_count",
 }
-POINT_3 = "emulator: accepts an alignment period under 60 s; fixed with point 3 of issue 12"
 _TYPE = re.compile(r'metric\.type = "([^"]+)"')
 
 Response = monitoring_v3.ListTimeSeriesResponse
@@ -193,7 +192,6 @@ def test_emulator_answers_the_readers_queries_in_googles_shape(emulator: Any, me
     assert_same_shape(load(FIXTURES[metric]), page)
 
 
-@pytest.mark.xfail(strict=True, reason=POINT_3)
 def test_emulator_refuses_an_alignment_period_under_60_s(emulator: Any) -> None:
     _, window, server = emulator
     channel = grpc.insecure_channel(server.endpoint)
