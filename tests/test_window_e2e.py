@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -271,13 +272,20 @@ def test_memory_creep_fails_the_memory_check(tmp_path: Path) -> None:
         run_background_traffic(stack.service_url, deadline=30)
         revision = stack.serving_revision
 
-        def crept() -> float | None:
-            peak = max(
-                (u.memory for u in stack.metrics.utilizations() if u.revision == revision), default=0.0
+        def crept_at() -> float | None:
+            return min(
+                (u.time for u in stack.metrics.utilizations() if u.revision == revision and u.memory >= 0.85),
+                default=None,
             )
-            return peak if peak >= 0.85 else None
 
-        wait_until(crept, timeout=60, what="memory utilization past 85 %", interval=0.5)
+        crossed = wait_until(crept_at, timeout=60, what="memory utilization past 85 %", interval=0.5)
+        # The run's Monitoring figures end metric_delay before now: the peak must be older than that.
+        wait_until(
+            lambda: time.time() >= crossed + env.metric_delay + 1.0 or None,
+            timeout=env.metric_delay + 10,
+            what="the memory peak to be inside the Monitoring figures' interval",
+            interval=0.2,
+        )
         run = run_window(
             tmp_path,
             env={
