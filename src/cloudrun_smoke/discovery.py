@@ -1,5 +1,5 @@
 """What is under test, from the Cloud Run Admin API v2: URL, serving revision, traffic, readiness,
-image, resources and env var names.
+image, resources (with cpu_idle: CPU only during requests) and env var names.
 
 Env var *values* are dropped on read: the Admin API returns them in plain text and some are secrets.
 """
@@ -51,6 +51,9 @@ class Target:
     secret_env_names: tuple[str, ...]
     candidate_tag: str = ""  # set when a no-traffic candidate is under test, through its tag URL
     revision_create_time: datetime | None = None  # when the revision under test was created (the window)
+    # CPU only during requests (resources.cpu_idle; the API omits false): None when no container was read.
+    cpu_idle: bool | None = None
+    startup_cpu_boost: bool | None = None
 
     @property
     def is_candidate(self) -> bool:
@@ -189,4 +192,6 @@ def discover(
         secret_env_names=tuple(sorted(e.name for e in env_vars if e.value_source.secret_key_ref.secret)),
         candidate_tag=candidate_tag,
         revision_create_time=created,
+        cpu_idle=bool(container.resources.cpu_idle) if container else None,
+        startup_cpu_boost=bool(container.resources.startup_cpu_boost) if container else None,
     )

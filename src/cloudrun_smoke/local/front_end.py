@@ -73,6 +73,8 @@ class Backend:
     instance_id: str
     port: int
     alive: Callable[[], bool]
+    # A request in flight on the instance (cpu_idle: it has CPU only meanwhile); None: always has CPU.
+    serving: Callable[[], contextlib.AbstractContextManager[None]] | None = None
 
 
 BackendLookup = Callable[[str], Sequence[Backend]]
@@ -256,7 +258,11 @@ class FrontEnd:
         elif self.error_burst is not None and self.error_burst.hit():
             answer = _Answer(500, [("Content-Type", "application/json")], BURST_BODY)
         else:
-            with self.metrics.serving(backend.instance_id) if self.metrics else contextlib.nullcontext():
+            with contextlib.ExitStack() as serving:
+                if backend.serving is not None:
+                    serving.enter_context(backend.serving())
+                if self.metrics is not None:
+                    serving.enter_context(self.metrics.serving(backend.instance_id))
                 answer = self._forward(handler, backend, body, trace_id, span, sampled)
         latency = time.perf_counter() - clock
         self._respond(handler, answer, trace_id, span, sampled)
