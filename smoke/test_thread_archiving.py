@@ -31,12 +31,15 @@ def test_archive_enqueues_a_consolidation_that_completes(
     request: pytest.FixtureRequest,
 ) -> None:
     run = archived_thread
+    late = ""
     try:
         matches = [run.enqueued.result(), run.consolidating.result(), run.consolidated.result()]
     except LogExpectationFailed as e:
-        if run.enqueued.match is not None and (run.consolidating.expired or run.consolidated.expired):
-            pytest.fail(f"{e}\n{_late_consolidation(run, smoke_env, smoke_target, request)}", pytrace=False)
-        raise
+        if run.enqueued.match is None or not (run.consolidating.expired or run.consolidated.expired):
+            raise
+        late = f"{e}\n{_late_consolidation(run, smoke_env, smoke_target, request)}"
+    if late:  # late, not failed: starved of CPU between requests, or a slow or broken queue
+        pytest.fail(late, pytrace=False)
     stamps = [m.line.timestamp for m in matches]
     assert stamps == sorted(stamps), "log lines out of order for thread {}:\n{}".format(
         run.thread_id, "\n".join(f"    {m.line.short()}" for m in matches)
