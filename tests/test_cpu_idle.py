@@ -12,6 +12,7 @@ google/cloud/run/v2/k8s.min.proto and google-cloud-run's ``ResourceRequirements`
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Iterator
@@ -23,14 +24,17 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke.config import Environment
+from cloudrun_smoke.config import Environment, load_config
 from cloudrun_smoke.cpu_allocation import RequestSpan, request_span, starvation_diagnosis
 from cloudrun_smoke.discovery import discover
+from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.runner import RevisionInstance
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
+from cloudrun_smoke.local.up import config_from, register
 from cloudrun_smoke.waiting import wait_until
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = f"{sys.executable} {Path(__file__).parent / 'services' / 'tiny_service.py'}"
 
 
@@ -168,3 +172,45 @@ def test_progress_outside_requests_or_cpu_always_allocated_is_not_starvation() -
     message = starvation_diagnosis(False, "rev-1", [("enqueued", at(0.04))], requests, now=at(30))
     assert "CPU starvation" not in message
     assert "cpu_idle = false" in message and "slow or broken" in message
+
+
+# -- settings: smoke.toml, SMOKE_LOCAL_CPU_IDLE, `local up --cpu-idle` ----------------------------------
+def test_the_shipped_smoke_toml_expects_and_runs_cpu_always_allocated() -> None:
+    config = load_config(ROOT / "smoke.toml")
+    local, prod = config.environment("local", environ={}), config.environment("prod", environ={})
+    assert local.expect.cpu_idle is False and prod.expect.cpu_idle is False
+    assert local.stack is not None and local.stack.cpu_idle is False
+    assert stack_for(local).config.spec.cpu_idle is False
+
+
+def test_cpu_idle_settings_reach_the_revision(tmp_path: Path) -> None:
+    path = tmp_path / "smoke.toml"
+    path.write_text(
+        '[env.local]\nproject = "p"\nregion = "r"\nservice = "s"\n'
+        "[env.local.expect]\ncpu_idle = true\n[env.local.stack]\ncpu_idle = true\nstartup_cpu_boost = true\n"
+    )
+    env = load_config(path).environment("local", environ={})
+    assert env.expect.cpu_idle is True
+    spec = stack_for(env).config.spec
+    assert (spec.cpu_idle, spec.startup_cpu_boost) == (True, True)
+    off = load_config(path).environment("local", environ={"SMOKE_LOCAL_CPU_IDLE": "0"})
+    assert off.stack is not None and off.stack.cpu_idle is False
+    with pytest.raises(ConfigError, match="SMOKE_LOCAL_CPU_IDLE"):
+        load_config(path).environment("local", environ={"SMOKE_LOCAL_CPU_IDLE": "maybe"})
+    path.write_text(
+        '[env.local]\nproject = "p"\nregion = "r"\nservice = "s"\n[env.local.expect]\ncpu_idle = "no"\n'
+    )
+    with pytest.raises(ConfigError, match="cpu_idle"):
+        load_config(path).environment("local", environ={})
+
+
+def test_local_up_cpu_idle_option() -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ["up", "--env", "local"]
+    on = config_from(parser.parse_args([*base, "--cpu-idle"]))
+    assert on.spec.cpu_idle is True
+    shipped = ["--smoke-config", str(ROOT / "smoke.toml")]
+    assert config_from(parser.parse_args([*base, *shipped])).spec.cpu_idle is False
+    assert config_from(parser.parse_args([*base, *shipped, "--cpu-idle"])).spec.cpu_idle is True
+    assert config_from(parser.parse_args([*base, *shipped, "--no-cpu-idle"])).spec.cpu_idle is False
