@@ -13,7 +13,11 @@ google/cloud/run/v2/k8s.min.proto and google-cloud-run's ``ResourceRequirements`
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +36,7 @@ from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.runner import RevisionInstance
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.local.up import config_from, register
+from cloudrun_smoke.local.watchdog import _kill_groups
 from cloudrun_smoke.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,3 +219,23 @@ def test_local_up_cpu_idle_option() -> None:
     assert config_from(parser.parse_args([*base, *shipped])).spec.cpu_idle is False
     assert config_from(parser.parse_args([*base, *shipped, "--cpu-idle"])).spec.cpu_idle is True
     assert config_from(parser.parse_args([*base, *shipped, "--no-cpu-idle"])).spec.cpu_idle is False
+
+
+def test_the_watchdog_thaws_a_frozen_group_before_sigterm() -> None:
+    """If the stack's process dies, the watchdog ends its groups: a frozen one must get SIGTERM's
+    grace (SIGCONT first), not wait for SIGKILL."""
+    process = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        os.killpg(process.pid, signal.SIGSTOP)
+        wait_until(lambda: state(process.pid) == "T" or None, timeout=5, what="sleep stopped", interval=0.02)
+        reaper = threading.Thread(target=process.wait, daemon=True)  # as init reaps the stack's orphans
+        reaper.start()
+        started = time.monotonic()
+        _kill_groups({process.pid}, grace=6)
+        took = time.monotonic() - started
+        reaper.join(timeout=5)
+        assert process.returncode == -signal.SIGTERM, "ended by SIGKILL: SIGTERM never reached it"
+        assert took < 3, f"ending a frozen group took {took:.1f} s"
+    finally:
+        process.kill()
+        process.wait()
