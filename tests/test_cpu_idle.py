@@ -30,7 +30,7 @@ from google.cloud import run_v2
 
 from cloudrun_smoke.config import Environment, load_config
 from cloudrun_smoke.cpu_allocation import RequestSpan, request_span, starvation_diagnosis
-from cloudrun_smoke.discovery import discover
+from cloudrun_smoke.discovery import cpu_idle_of, discover
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.runner import RevisionInstance
@@ -239,3 +239,13 @@ def test_the_watchdog_thaws_a_frozen_group_before_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_discovery_reads_cpu_idle_as_the_api_defaults_it() -> None:
+    """Without ``resources`` the default holds (true); with them, an omitted cpu_idle is false."""
+    assert cpu_idle_of(run_v2.Container(image="x")) is True
+    limits_only = run_v2.Container(image="x", resources=run_v2.ResourceRequirements(limits={"cpu": "1"}))
+    assert cpu_idle_of(limits_only) is False
+    explicit = run_v2.ResourceRequirements(limits={"cpu": "1"}, cpu_idle=True)
+    assert cpu_idle_of(run_v2.Container(image="x", resources=explicit)) is True
+    assert cpu_idle_of(None) is None

@@ -68,6 +68,17 @@ class Target:
         )
 
 
+def cpu_idle_of(container: Any) -> bool | None:
+    """``resources.cpu_idle`` of a run_v2 Container. A plain proto3 bool: false is omitted from the
+    JSON and reads as false. Without any ``resources`` the API's default applies: true ("True by default
+    if the parent resources field is not set", Terraform google_cloud_run_v2_service, from the v2 API)."""
+    if container is None:
+        return None
+    if not type(container).pb(container).HasField("resources"):
+        return True
+    return bool(container.resources.cpu_idle)
+
+
 def short_name(resource_name: str) -> str:
     return resource_name.rsplit("/", 1)[-1] if resource_name else ""
 
@@ -192,6 +203,6 @@ def discover(
         secret_env_names=tuple(sorted(e.name for e in env_vars if e.value_source.secret_key_ref.secret)),
         candidate_tag=candidate_tag,
         revision_create_time=created,
-        cpu_idle=bool(container.resources.cpu_idle) if container else None,
+        cpu_idle=cpu_idle_of(container),
         startup_cpu_boost=bool(container.resources.startup_cpu_boost) if container else None,
     )
