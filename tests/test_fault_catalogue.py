@@ -20,6 +20,7 @@ TRAFFIC = DEPLOYMENT + "test_revision_under_test_serves_all_traffic"
 IMAGE = DEPLOYMENT + "test_image_is_the_expected_one"
 RESOURCES = DEPLOYMENT + "test_resources_are_as_configured"
 ENV_VARS = DEPLOYMENT + "test_required_env_vars_are_set"
+CPU_IDLE = DEPLOYMENT + "test_cpu_allocation_suits_the_in_process_queue"
 HEALTH = "test_health.py::test_health_endpoint_answers_as_configured"
 ARCHIVING = "test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"
 CONSOLIDATED_AT = "test_thread_archiving.py::test_consolidated_thread_shows_consolidated_at"
@@ -45,6 +46,7 @@ class Row:
     passing: tuple[str, ...] = ()
     args: tuple[str, ...] = field(default=())
     id: str = ""  # the row's test id: the fault's name, unless the fault has another row already
+    environ: tuple[tuple[str, str], ...] = ()  # other SMOKE_* settings of the row (e.g. the stack's cpu_idle)
 
     @property
     def name(self) -> str:
@@ -68,6 +70,20 @@ CATALOGUE = [
             "the latest ready one is emergencev8-backend-00001",
         ),
         (IMAGE, HEALTH),
+    ),
+    # The runbook's deploy (CPU only during requests) against [env.local.expect] cpu_idle = false.
+    Row(
+        "llm-latency",
+        "deployment",
+        CPU_IDLE,
+        (
+            "has cpu_idle = true, expected false ([env.local.expect] cpu_idle)",
+            "stalls between requests",
+            "--no-cpu-throttling",
+        ),
+        (READY, TRAFFIC, IMAGE, RESOURCES, ENV_VARS),
+        environ=(("SMOKE_LOCAL_CPU_IDLE", "1"),),
+        id="cpu-idle",
     ),
     Row("stack:traffic-split", "deployment", TRAFFIC, ("serves 90 %",), (READY, IMAGE, RESOURCES, ENV_VARS)),
     Row(
@@ -103,7 +119,12 @@ CATALOGUE = [
         "consolidation-hangs",
         "archive_enqueues or health",
         ARCHIVING,
-        ("expected log line 'queue.consolidated'", "not seen after waiting 6.0 s"),
+        (
+            "expected log line 'queue.consolidated'",
+            "not seen after waiting 6.0 s",
+            "has cpu_idle = false",  # the late consolidation's diagnosis: not starved of CPU
+            "Not a starved instance: the queue is slow or broken",
+        ),
         (HEALTH,),
         ("--log-deadline", "6"),
     ),
@@ -267,7 +288,14 @@ CATALOGUE = [
 @pytest.mark.parametrize("row", CATALOGUE, ids=[r.name for r in CATALOGUE])
 def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
     run = run_smoke(
-        tmp_path, "-q", "--env", "local", "-k", row.select, *row.args, env={"SMOKE_LOCAL_FAULTS": row.fault}
+        tmp_path,
+        "-q",
+        "--env",
+        "local",
+        "-k",
+        row.select,
+        *row.args,
+        env={"SMOKE_LOCAL_FAULTS": row.fault, **dict(row.environ)},
     )
     out = run.output
     assert run.returncode == 1, out
@@ -401,3 +429,67 @@ def test_a_failed_scenario_is_one_failure_and_blocks_its_dependents(case: Blocke
         assert f"    - `smoke/{check}`" in failures, failures
         assert f"| `smoke/{check}` | skipped, blocked by `{owner}` |" in text, text
     assert "Traceback" not in run.output
+
+
+# -- CPU only during requests: a consolidation after the response stalls between requests ----------------
+CPU_SELECT = "archive_enqueues or cpu_allocation or health_endpoint"
+
+
+@pytest.mark.slow
+def test_cpu_idle_starves_the_queue_and_the_late_consolidation_says_why(tmp_path: Path) -> None:
+    """With [expect] cpu_idle unset the deployment check only reports it; the archive check's late
+    consolidation names cpu_idle and that its lines appeared only while requests were served."""
+    from smoke_runs import ROOT
+
+    config = tmp_path / "smoke.toml"
+    config.write_text(
+        "\n".join(
+            line for line in (ROOT / "smoke.toml").read_text().splitlines() if line != "cpu_idle = false"
+        )
+    )
+    run = run_smoke(
+        tmp_path,
+        "-q",
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "--log-deadline",
+        "6",
+        "-k",
+        CPU_SELECT,
+        env={"SMOKE_LOCAL_FAULTS": "llm-latency", "SMOKE_LOCAL_CPU_IDLE": "1"},
+    )
+    assert run.outcomes[ARCHIVING] == "failure", run.output
+    message = run.messages[ARCHIVING]
+    for part in (
+        "expected log line 'queue.consolidated'",
+        "CPU starvation: 2 of 2 progress line(s) of the consolidation",
+        "has cpu_idle = true",
+        "--no-cpu-throttling",
+    ):
+        assert part in message, f"{ARCHIVING}'s message lacks {part!r}:\n{message}"
+    assert run.outcomes[CPU_IDLE] == "passed", run.messages.get(CPU_IDLE)
+    assert run.outcomes[HEALTH] == "passed", run.messages.get(HEALTH)
+    [figure] = [f for f in run.verdict["figures"] if f["name"] == "cpu_idle"]
+    assert figure["value"] == 1 and "stalls between requests" in figure["note"]
+    assert "Traceback" not in run.output
+
+
+@pytest.mark.slow
+def test_with_cpu_always_allocated_the_same_consolidation_passes(tmp_path: Path) -> None:
+    run = run_smoke(
+        tmp_path,
+        "-q",
+        "--env",
+        "local",
+        "--log-deadline",
+        "6",
+        "-k",
+        CPU_SELECT,
+        env={"SMOKE_LOCAL_FAULTS": "llm-latency", "SMOKE_LOCAL_CPU_IDLE": "0"},
+    )
+    failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v != "passed"}
+    assert run.returncode == 0 and not failed, f"{failed}\n{run.output}"
+    assert {ARCHIVING, CPU_IDLE} <= run.outcomes.keys()
+    [figure] = [f for f in run.verdict["figures"] if f["name"] == "cpu_idle"]
+    assert figure["value"] == 0

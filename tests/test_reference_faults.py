@@ -233,6 +233,19 @@ def test_queue_slow(tmp_path: Path, user: str) -> None:
         assert (stamp(lines[last]) - stamp(lines[first])).total_seconds() >= 1.5
 
 
+def test_variant_llm_latency(tmp_path: Path, user: str) -> None:
+    """The consolidation's wait is after its 'Consolidating' line: work done after the response."""
+    with running_service(tmp_path / "data", "--fault", "llm-latency=1.5") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        first, _ = svc.output.wait_for("stderr", f"Consolidating archived thread {thread_id}", start)
+        last, _ = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        lines = svc.output.snapshot("stderr")
+        assert (stamp(lines[last]) - stamp(lines[first])).total_seconds() >= 1.5
+
+
 # -- the batch -----------------------------------------------------------------------------------------
 
 

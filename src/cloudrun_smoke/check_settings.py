@@ -37,6 +37,7 @@ class DeploymentExpectations:
     min_instances: int | None = None
     max_instances: int | None = None
     env_names: tuple[str, ...] = ()  # env vars that must be set (values are never read)
+    cpu_idle: bool | None = None  # CPU only during requests: what an in-process queue needs is false
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ EXPECT_SCHEMA: dict[str, Parser] = {
     "min_instances": _count,
     "max_instances": _count,
     "env_names": _strings(_str),
+    "cpu_idle": _bool,
 }
 SLO_SCHEMA: dict[str, Parser] = {
     "archive_p50_ms": _positive,

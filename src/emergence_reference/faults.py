@@ -59,6 +59,7 @@ HEALTH_OK = "health-ok"
 PREFERENCES_IN_STATS = "preferences-in-stats"
 JSON_LOGS = "json-logs"
 SLOW_START = "slow-start"
+LLM_LATENCY = "llm-latency"
 TRANSIENT_503 = "transient-503"
 
 
@@ -166,6 +167,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         ),
         SLOW_START: Switch(
             VARIANT, "the process listens only VALUE s after it starts (a slow cold start)", 4, "s"
+        ),
+        LLM_LATENCY: Switch(
+            VARIANT,
+            "each consolidation waits VALUE s for the LLM's answer, as the public service's call does "
+            "(work after the response: it needs CPU outside requests)",
+            2,
+            "s",
         ),
         TRANSIENT_503: Switch(
             VARIANT, "one request in VALUE answers 503 before it is processed", 20, "requests"
