@@ -85,6 +85,7 @@ class StackSettings:
     traffic_users: int = 6  # `-m window` on the local stack: simulated users of the background traffic
     traffic_threads: int = 8  # threads each of them creates, writes to and archives
     traffic_deadline: float = 60.0  # seconds: no new thread after it, and no more waiting for consolidations
+    neighbours: float = 0.0  # other users' archived threads per second during the whole run (0: none)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "traffic_users": (_positive_int, False),
     "traffic_threads": (_positive_int, False),
     "traffic_deadline": (_positive_number, False),
+    "neighbours": (_non_negative_number, False),
 }
 
 
@@ -243,6 +245,7 @@ STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_INGESTION_JITTER": ("ingestion_jitter", lambda v: _non_negative_number(float(v))),
     "SMOKE_LOCAL_FAULTS": ("faults", lambda v: _faults(v)),
     "SMOKE_LOCAL_INSTANCES": ("instances", lambda v: _positive_int(int(v))),
+    "SMOKE_LOCAL_NEIGHBOURS": ("neighbours", lambda v: _non_negative_number(float(v))),
 }
 
 

@@ -49,6 +49,7 @@ LOGGING_CLIENT_KEY = pytest.StashKey[Any]()
 CONFIG_PATH_KEY = pytest.StashKey[Path]()
 STACK_OWNED_KEY = pytest.StashKey[bool]()
 STACK_KEY = pytest.StashKey[Any]()  # the embedded LocalStack, when this run started one
+NEIGHBOURS_KEY = pytest.StashKey[Any]()  # other users' traffic running beside the run (local stack)
 ROLLBACK_KEY = pytest.StashKey[str]()
 URL_KEY = pytest.StashKey[base_url.UrlOverride]()
 SETTLE_GRACE_SECONDS = 20.0  # teardown's wait for the queue's end lines, before clearing a user's memory
@@ -259,6 +260,11 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
             monitoring_api_endpoint=stack.monitoring_api_endpoint,
         )
         request.config.stash[ENV_KEY] = effective  # diagnostics read the stack's endpoints too
+        if env.stack.neighbours > 0:
+            from cloudrun_smoke.local.traffic import Neighbours
+
+            neighbours = Neighbours(stack.service_url, env.stack.neighbours)
+            request.config.stash[NEIGHBOURS_KEY] = exit_stack.enter_context(neighbours)
         yield effective
 
 

@@ -118,7 +118,7 @@ class Consolidator:
         if thread is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found for user {user_id}")
         try:
-            if self._faults.on(F.LLM_UNREACHABLE):
+            if self._faults.bites(F.LLM_UNREACHABLE, user_id):
                 await self._call_llm()
             if llm_error is not None:
                 raise LLMResponseError(llm_error)
