@@ -129,10 +129,6 @@ class Environment:
         return self.auth in ("dev-bypass", "none")
 
     @property
-    def strict_errors(self) -> bool:
-        return self.is_local or self.checks.strict_errors
-
-    @property
     def is_local(self) -> bool:
         return self.stack is not None
 

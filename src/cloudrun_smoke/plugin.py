@@ -617,6 +617,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         logs=logs,
         rollback=config.stash.get(ROLLBACK_KEY, None),
         window=_window_summary(config),
+        unattributed=None if watcher is None else [u.as_dict() for u in watcher.unattributed],
         exit_status=int(exitstatus),
     )
     if path:
@@ -665,6 +666,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             f"log reads: {watcher.stats.reads} (throttled {watcher.stats.throttled}); "
             f"max ingestion lag seen: {watcher.stats.max_lag_seconds:.1f} s"
         )
+        shown = watcher.unattributed[:10]  # beside the verdict, never in it; all of them in the JSON
+        lines += [f"names nobody, not counted on its own: {item.describe()}" for item in shown]
+        if len(watcher.unattributed) > len(shown):
+            lines.append(f"... and {len(watcher.unattributed) - len(shown)} more (see --smoke-report)")
+    neighbours = config.stash.get(NEIGHBOURS_KEY, None)
+    if neighbours is not None:
+        lines.append(neighbours.summary().describe())
     for figure in config.stash[FIGURES_KEY].items:
         lines.append(figure.describe())
     if ROLLBACK_KEY in config.stash:

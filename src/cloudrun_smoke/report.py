@@ -84,7 +84,10 @@ def build_verdict(
     exit_status: int,
     rollback: str | None = None,
     window: dict[str, Any] | None = None,
+    unattributed: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """``unattributed``: lines that name nobody, beside the verdict and never in it (a failure line that
+    may be another user's; a check satisfied "attributed by time, unconfirmed")."""
     failed = [c for c in checks if c.outcome in ("failed", "error")]
     return {
         "tool": "cloudrun-smoke",
@@ -99,6 +102,7 @@ def build_verdict(
         "logs": logs,
         "rollback": rollback,
         "window": window,
+        "unattributed": unattributed or [],
     }
 
 
