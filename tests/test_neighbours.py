@@ -25,6 +25,7 @@ from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.local.traffic import Neighbours, TrafficError
 from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogMatch, LogWatcher, names_nobody
+from cloudrun_smoke.report import markdown_summary
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
 from smoke_runs import ROOT
@@ -167,3 +168,24 @@ def test_the_neighbour_rate_is_a_stack_setting() -> None:
     assert stack is not None and stack.neighbours == 5
     with pytest.raises(ConfigError, match="SMOKE_LOCAL_NEIGHBOURS"):
         config.environment("local", environ={"SMOKE_LOCAL_NEIGHBOURS": "-1"})
+
+
+def test_the_markdown_summary_lists_the_lines_that_name_nobody_apart() -> None:
+    verdict = {
+        "verdict": "pass",
+        "checks": [],
+        "unattributed": [
+            {
+                "kind": "unconfirmed",
+                "check": "smoke/test_preferences.py::test_preferences_are_persisted",
+                "note": "no second signal",
+                "line": "2 préférences/intentions vectorisées.",
+            },
+            {"kind": "failure", "check": "", "note": "inside the run's window", "line": TASK_FAILED},
+        ],
+    }
+    summary = markdown_summary(verdict)
+    assert "### Lines that name nobody (not counted on their own)" in summary
+    assert "- smoke/test_preferences.py::test_preferences_are_persisted: no second signal" in summary
+    assert f"- failure: inside the run's window — `{TASK_FAILED}`" in summary
+    assert "### Failures" not in summary

@@ -148,6 +148,12 @@ def markdown_summary(verdict: dict[str, Any]) -> str:
                 f" (threshold {f['threshold']:g}{f['unit']})" if f.get("threshold") is not None else ""
             )
             lines.append(f"- {f['name']}: {f['value']:.1f}{f['unit']}{threshold}; {f.get('note', '')}")
+    beside = verdict.get("unattributed") or []
+    if beside:
+        lines += ["", "### Lines that name nobody (not counted on their own)", ""]
+        lines += [f"- {u['check'] or u['kind']}: {u['note']} — `{u['line']}`" for u in beside[:10]]
+        if len(beside) > 10:
+            lines.append(f"- ... and {len(beside) - 10} more in the JSON verdict")
     logs = verdict.get("logs") or {}
     if logs:
         lines += [

@@ -480,7 +480,10 @@ class Neighbours:
         )
         if created is None or created.status_code != 201:
             return
-        thread_id = created.json().get("id")
+        try:
+            thread_id = created.json().get("id")
+        except (ValueError, AttributeError):
+            return
         if not isinstance(thread_id, str):
             return
         message = {"role": "user", "content": f"Projet {project}. {preference}"}
