@@ -665,8 +665,12 @@ def test_neighbours_fail_only_the_neighbours_some_consolidations_and_some_saves(
 ) -> None:
     with running_service(tmp_path / "data", "--fault", "neighbours-fail") as svc:
         neighbour = svc.client(f"neighbour-1-{user}")
-        threads, lines = archive_preferences(svc, neighbour, 6)
-        # Consolidations 3 and 6 fail; of the four that save, the 2nd and 4th saves fail.
+        start = len(svc.output.snapshot("stderr"))
+        threads, _ = archive_preferences(svc, neighbour, 6)
+        # Consolidations 3 and 6 fail; of the four that save, the 2nd and 4th saves fail. The task's
+        # failure line comes after the queue's result line.
+        svc.output.wait_for("stderr", TASK_FAILED.format(threads[5]), start)
+        lines = svc.output.snapshot("stderr")[start:]
         failed = [line for line in lines if "Task consolidate_thread failed: " in line]
         assert [t for t in threads if any(t in line for line in failed)] == [threads[2], threads[5]]
         assert len([line for line in lines if UPSERT_FAILED in line]) == 2

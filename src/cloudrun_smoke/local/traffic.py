@@ -332,7 +332,7 @@ def run_background_traffic(
 
 # -- neighbours: other users' traffic during the smoke run itself ----------------------------------------
 NEIGHBOUR_USERS = 3
-NEIGHBOUR_WORKERS = 3  # cycles overlap: a slow answer does not lower the rate
+NEIGHBOUR_WORKERS = 4  # cycles overlap: a slow answer does not lower the rate
 
 
 @dataclass(frozen=True)
