@@ -55,7 +55,6 @@ class CheckSettings:
     tend_garden_body: Mapping[str, Any] = field(default_factory=lambda: {"thread_id": "{thread_id}"})
     dev_bypass_rejected: bool = False  # security: x-dev-bypass without a token must be refused
     tenant_isolation: bool = True  # needs two users: only where the auth mode lets the suite choose
-    strict_errors: bool = False  # contract failure lines in the run's window fail the run (always on local)
     allow_errors: tuple[str, ...] = ()  # regular expressions of ERROR lines that never fail the run
     reconcile_timeout: float = 120.0  # how long discovery waits while the service is reconciling
 
@@ -157,7 +156,6 @@ CHECKS_SCHEMA: dict[str, Parser] = {
     "tend_garden_body": _table,
     "dev_bypass_rejected": _bool,
     "tenant_isolation": _bool,
-    "strict_errors": _bool,
     "allow_errors": _strings(_regex),
     "reconcile_timeout": _positive,
 }

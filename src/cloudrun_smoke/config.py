@@ -94,6 +94,7 @@ class StackSettings:
     # a local window of a few seconds needs less, so it must be allowed here) ...
     min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S
     metric_delay: float = 1.0  # ... and how long a metric point stays invisible after it is sampled
+    neighbours: float = 0.0  # other users' archived threads per second during the whole run (0: none)
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,6 @@ class Environment:
     def user_is_chosen_by_suite(self) -> bool:
         """Whether each run may act as its own user (dev-bypass, or no auth); else one fixed identity."""
         return self.auth in ("dev-bypass", "none")
-
-    @property
-    def strict_errors(self) -> bool:
-        return self.is_local or self.checks.strict_errors
 
     @property
     def is_local(self) -> bool:
@@ -237,6 +234,7 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "traffic_deadline": (_positive_number, False),
     "min_alignment_period": (_positive_number, False),
     "metric_delay": (_non_negative_number, False),
+    "neighbours": (_non_negative_number, False),
 }
 
 
@@ -282,6 +280,7 @@ STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_LOCAL_INSTANCES": ("instances", lambda v: _positive_int(int(v))),
     "SMOKE_LOCAL_SHARED_STATE": ("shared_state", lambda v: _switch(v)),
     "SMOKE_LOCAL_CPU_IDLE": ("cpu_idle", lambda v: _switch(v)),
+    "SMOKE_LOCAL_NEIGHBOURS": ("neighbours", lambda v: _non_negative_number(float(v))),
 }
 
 

@@ -51,6 +51,11 @@ CONSOLIDATION_FAILS_SOME = "consolidation-fails-some"
 MEMORY_CREEP = "memory-creep"
 CPU_BURN = "cpu-burn"
 SLOW_READS = "slow-reads"
+NEIGHBOURS_FAIL = "neighbours-fail"
+NEIGHBOURS_SPARED = "neighbours-spared"
+
+# Other users of the service (the local stack's neighbours): the two switches above pick them by id.
+NEIGHBOUR_PREFIX = "neighbour-"
 
 # -- correct variants ----------------------------------------------------------------------------------
 ARCHIVED_BOOL = "archived-bool"
@@ -158,6 +163,15 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             "CPUs",
         ),
         SLOW_READS: Switch(FAULT, "every GET answers VALUE ms late (writes are not delayed)", 300, "ms"),
+        NEIGHBOURS_FAIL: Switch(
+            FAULT,
+            "users named 'neighbour-*' only: every 3rd consolidation fails ('Task consolidate_thread "
+            "failed'), every 2nd preference save fails ('Vectorisation préférences impossible')",
+        ),
+        NEIGHBOURS_SPARED: Switch(
+            FAULT,
+            "the other faults spare users named 'neighbour-*': only the other users' requests fail",
+        ),
         ARCHIVED_BOOL: Switch(VARIANT, "'archived' is a JSON boolean instead of 0/1"),
         HARD_DELETE: Switch(VARIANT, "DELETE /api/threads/{id} removes the thread: 404 afterwards"),
         HEALTH_OK: Switch(VARIANT, "GET /health answers {'status': 'ok'} (the runbook's expectation)"),
@@ -247,6 +261,10 @@ class FaultSet:
             raise KeyError(f"fault {name!r} is not in faults.SWITCHES")
         return name in self.active
 
+    def bites(self, name: str, user_id: str) -> bool:
+        """Whether fault ``name`` hits this user's request (``neighbours-spared`` spares the neighbours)."""
+        return self.on(name) and not (self.on(NEIGHBOURS_SPARED) and is_neighbour(user_id))
+
     def value(self, name: str) -> float:
         """The parameter of an active parameterised switch (its default when given without one)."""
         if not self.on(name):
@@ -259,6 +277,10 @@ class FaultSet:
             default = SWITCHES[name].default
             parts.append(name if default is None else f"{name}={self.values[name]:g}")
         return ", ".join(parts) or "none"
+
+
+def is_neighbour(user_id: str) -> bool:
+    return user_id.startswith(NEIGHBOUR_PREFIX)
 
 
 def listing() -> str:
