@@ -161,6 +161,14 @@ CHECKS_SCHEMA: dict[str, Parser] = {
 }
 
 
+# Keys a smoke.toml may still carry from an earlier version: what replaced them, in the error.
+REMOVED_KEYS = {
+    "strict_errors": "no longer exists: a failure line that names no thread and no user is another "
+    "user's as likely as the run's, so it never fails a check on its own (README, Other users' lines); "
+    "delete the key",
+}
+
+
 def parse_section(raw: Any, schema: Mapping[str, Parser], where: str) -> dict[str, Any]:
     """Values of one sub-table; raises ``ValueError`` with ``where.key`` in the message."""
     try:
@@ -168,6 +176,9 @@ def parse_section(raw: Any, schema: Mapping[str, Parser], where: str) -> dict[st
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     unknown = sorted(set(table) - set(schema))
+    for key in unknown:
+        if key in REMOVED_KEYS:
+            raise ValueError(f"{where}.{key}: {REMOVED_KEYS[key]}")
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(schema))})")
     values = {}
