@@ -1,5 +1,5 @@
 """Runbook 4.1 — the service is deployed: the new revision is Ready, serves 100 % of traffic, and runs
-the expected image with the expected resources and environment."""
+the expected image with the expected resources, CPU allocation and environment."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+from cloudrun_smoke import cpu_allocation
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.discovery import Target
+from cloudrun_smoke.report import Figure, Figures
 
 # Read-only and quick: part of the on-call subset.
 pytestmark = pytest.mark.oncall
@@ -140,4 +142,28 @@ def test_state_is_shared_when_several_instances_may_serve(
         f"{', '.join(SHARED_STATE_ENV[name] for name in missing)} stays inside each instance, so what one "
         f"instance wrote there the others never see. Set {' and '.join(missing)} too (runbook), "
         "or deploy with --max-instances 1"
+    )
+
+
+def test_cpu_allocation_suits_the_in_process_queue(
+    smoke_target: Target, smoke_env: Environment, smoke_figures: Figures
+) -> None:
+    """Always reported (figure cpu_idle: 1 = CPU only during requests); judged against
+    ``[env.NAME.expect] cpu_idle`` when set. See cloudrun_smoke.cpu_allocation for Google's sources."""
+    t, expected = smoke_target, smoke_env.expect.cpu_idle
+    if t.cpu_idle is None:
+        pytest.skip(f"revision {t.revision or '(none)'} has no container to read cpu_idle from")
+    smoke_figures.record(
+        Figure(
+            "cpu_idle", float(t.cpu_idle), "", note=f"{t.revision}: {cpu_allocation.implication(t.cpu_idle)}"
+        )
+    )
+    if expected is None:
+        return
+    assert t.cpu_idle == expected, (
+        f"revision {t.revision} has cpu_idle = {str(t.cpu_idle).lower()}, expected "
+        f"{str(expected).lower()} ([env.{smoke_env.name}.expect] cpu_idle): "
+        f"{cpu_allocation.implication(t.cpu_idle)}. Fix the deploy: "
+        f"{cpu_allocation.fix(t.cpu_idle, smoke_env.service, smoke_env.region, smoke_env.project)}; look: "
+        f"gcloud run revisions describe {t.revision} --region {smoke_env.region} --project {smoke_env.project}"
     )

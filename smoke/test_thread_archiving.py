@@ -12,9 +12,12 @@ import contextlib
 
 import pytest
 
-from cloudrun_smoke import contract
+from cloudrun_smoke import contract, cpu_allocation
 from cloudrun_smoke.config import Environment
+from cloudrun_smoke.discovery import Target
 from cloudrun_smoke.logs import LogExpectationFailed
+from cloudrun_smoke.plugin import LOGGING_CLIENT_KEY
+from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from runbook import TOPIC, ArchivedThread
 
@@ -22,10 +25,21 @@ pytestmark = pytest.mark.writes
 
 
 def test_archive_enqueues_a_consolidation_that_completes(
-    archived_thread: ArchivedThread, smoke_env: Environment
+    archived_thread: ArchivedThread,
+    smoke_env: Environment,
+    smoke_target: Target,
+    request: pytest.FixtureRequest,
 ) -> None:
     run = archived_thread
-    matches = [run.enqueued.result(), run.consolidating.result(), run.consolidated.result()]
+    late = ""
+    try:
+        matches = [run.enqueued.result(), run.consolidating.result(), run.consolidated.result()]
+    except LogExpectationFailed as e:
+        if run.enqueued.match is None or not (run.consolidating.expired or run.consolidated.expired):
+            raise
+        late = f"{e}\n{_late_consolidation(run, smoke_env, smoke_target, request)}"
+    if late:  # late, not failed: starved of CPU between requests, or a slow or broken queue
+        pytest.fail(late, pytrace=False)
     stamps = [m.line.timestamp for m in matches]
     assert stamps == sorted(stamps), "log lines out of order for thread {}:\n{}".format(
         run.thread_id, "\n".join(f"    {m.line.short()}" for m in matches)
@@ -98,4 +112,28 @@ def test_memory_recalls_the_archived_conversation(
         f"as {run.user.user_id} lists no concept from it after {timeout:.0f} s; it returned "
         f"{len(last)} result(s){': ' + shown if shown else ''}\n    {done.line.short()}",
         pytrace=False,
+    )
+
+
+def _late_consolidation(
+    run: ArchivedThread, env: Environment, target: Target, request: pytest.FixtureRequest
+) -> str:
+    """Starved or broken: the consolidation's progress lines against the revision's request log (one
+    entries:list read), and the revision's cpu_idle."""
+    progress = [
+        (name, expectation.match.line.timestamp)
+        for name, expectation in (("enqueued", run.enqueued), ("consolidating", run.consolidating))
+        if expectation.match is not None
+    ]
+    since = min(t for _, t in progress)
+    filter_ = cpu_allocation.requests_filter(env.project, env.region, env.service, target.revision, since)
+    fix = cpu_allocation.fix(bool(target.cpu_idle), env.service, env.region, env.project)
+    try:
+        spans = cpu_allocation.read_request_spans(
+            request.config.stash[LOGGING_CLIENT_KEY], env.project, filter_
+        )
+    except Exception as e:  # a diagnosis must not hide the failure it explains
+        return f"(could not read the request log to tell a starved instance from a slow queue: {type(e).__name__}: {e}; revision {target.revision} has cpu_idle = {target.cpu_idle})"
+    return cpu_allocation.starvation_diagnosis(
+        target.cpu_idle, target.revision, progress, spans, now=utcnow(), fix_command=fix
     )

@@ -69,6 +69,10 @@ def test_defaults_apply_to_a_minimal_environment(tmp_path: Path) -> None:
         (MINIMAL + "[env.prod.expect]\nimage = '(unclosed'\n", "env.prod.expect.image: not a valid regular"),
         (MINIMAL + "[env.prod.slo]\nqueue_p95 = 5\n", "env.prod.slo: unknown key 'queue_p95'"),
         (
+            MINIMAL + "[env.prod.checks]\nstrict_errors = true\n",
+            "env.prod.checks.strict_errors: no longer exists: a failure line that names no thread",
+        ),
+        (
             MINIMAL + "[env.prod.checks]\nexpect_recall = 'yes'\n",
             "env.prod.checks.expect_recall: expected true",
         ),

@@ -233,6 +233,19 @@ def test_queue_slow(tmp_path: Path, user: str) -> None:
         assert (stamp(lines[last]) - stamp(lines[first])).total_seconds() >= 1.5
 
 
+def test_variant_llm_latency(tmp_path: Path, user: str) -> None:
+    """The consolidation's wait is after its 'Consolidating' line: work done after the response."""
+    with running_service(tmp_path / "data", "--fault", "llm-latency=1.5") as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        start = len(svc.output.snapshot("stderr"))
+        archive(client, thread_id)
+        first, _ = svc.output.wait_for("stderr", f"Consolidating archived thread {thread_id}", start)
+        last, _ = svc.output.wait_for("stderr", consolidated(thread_id), start)
+        lines = svc.output.snapshot("stderr")
+        assert (stamp(lines[last]) - stamp(lines[first])).total_seconds() >= 1.5
+
+
 # -- the batch -----------------------------------------------------------------------------------------
 
 
@@ -656,3 +669,47 @@ def test_slow_reads_delay_every_get_and_no_write(tmp_path: Path, user: str) -> N
             timed("GET", "/api/health"),
         ]
     assert min(reads) >= 0.5 > max(writes), (reads, writes)
+
+
+# -- neighbours: other users, picked by id -------------------------------------------------------------
+UPSERT_FAILED = "Vectorisation préférences impossible: Expected IDs to be unique"
+
+
+def archive_preferences(svc: Service, client: httpx.Client, count: int) -> tuple[list[str], list[str]]:
+    """``count`` threads stating a preference, archived one after the other; the stderr lines they set off."""
+    start = len(svc.output.snapshot("stderr"))
+    ids = [archive_preference(svc, client) for _ in range(count)]
+    return ids, svc.output.snapshot("stderr")[start:]
+
+
+def test_neighbours_fail_only_the_neighbours_some_consolidations_and_some_saves(
+    tmp_path: Path, user: str
+) -> None:
+    with running_service(tmp_path / "data", "--fault", "neighbours-fail") as svc:
+        neighbour = svc.client(f"neighbour-1-{user}")
+        start = len(svc.output.snapshot("stderr"))
+        threads, _ = archive_preferences(svc, neighbour, 6)
+        # Consolidations 3 and 6 fail; of the four that save, the 2nd and 4th saves fail. The task's
+        # failure line comes after the queue's result line.
+        svc.output.wait_for("stderr", TASK_FAILED.format(threads[5]), start)
+        lines = svc.output.snapshot("stderr")[start:]
+        failed = [line for line in lines if "Task consolidate_thread failed: " in line]
+        assert [t for t in threads if any(t in line for line in failed)] == [threads[2], threads[5]]
+        assert len([line for line in lines if UPSERT_FAILED in line]) == 2
+        assert len([line for line in lines if re.search(VECTORISED, line)]) == 2
+        # Anyone else is served normally.
+        _, others = archive_preferences(svc, svc.client(user), 2)
+        assert not [line for line in others if " ERROR " in line]
+        assert len([line for line in others if re.search(VECTORISED, line)]) == 2
+
+
+def test_neighbours_spared_keeps_the_other_faults_off_the_neighbours(tmp_path: Path, user: str) -> None:
+    with running_service(
+        tmp_path / "data", EMERGENCE_FAULTS="preferences-upsert-fails,neighbours-spared"
+    ) as svc:
+        _, neighbours = archive_preferences(svc, svc.client(f"neighbour-2-{user}"), 1)
+        assert any(re.search(VECTORISED, line) for line in neighbours)
+        assert not [line for line in neighbours if UPSERT_FAILED in line]
+        _, ours = archive_preferences(svc, svc.client(user), 1)
+        assert [line for line in ours if UPSERT_FAILED in line]
+        assert not [line for line in ours if re.search(VECTORISED, line)]

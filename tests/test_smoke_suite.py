@@ -26,6 +26,7 @@ READ_ONLY_CHECKS = {
     "test_deployment.py::test_resources_are_as_configured",
     "test_deployment.py::test_required_env_vars_are_set",
     "test_deployment.py::test_state_is_shared_when_several_instances_may_serve",
+    "test_deployment.py::test_cpu_allocation_suits_the_in_process_queue",
     "test_health.py::test_health_endpoint_answers_as_configured",
     "test_health.py::test_service_is_ready",
     "test_no_unexpected_errors.py::test_no_unexpected_errors",

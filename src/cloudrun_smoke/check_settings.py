@@ -37,6 +37,7 @@ class DeploymentExpectations:
     min_instances: int | None = None
     max_instances: int | None = None
     env_names: tuple[str, ...] = ()  # env vars that must be set (values are never read)
+    cpu_idle: bool | None = None  # CPU only during requests: what an in-process queue needs is false
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,6 @@ class CheckSettings:
     tend_garden_body: Mapping[str, Any] = field(default_factory=lambda: {"thread_id": "{thread_id}"})
     dev_bypass_rejected: bool = False  # security: x-dev-bypass without a token must be refused
     tenant_isolation: bool = True  # needs two users: only where the auth mode lets the suite choose
-    strict_errors: bool = False  # contract failure lines in the run's window fail the run (always on local)
     allow_errors: tuple[str, ...] = ()  # regular expressions of ERROR lines that never fail the run
     reconcile_timeout: float = 120.0  # how long discovery waits while the service is reconciling
 
@@ -116,6 +116,7 @@ EXPECT_SCHEMA: dict[str, Parser] = {
     "min_instances": _count,
     "max_instances": _count,
     "env_names": _strings(_str),
+    "cpu_idle": _bool,
 }
 SLO_SCHEMA: dict[str, Parser] = {
     "archive_p50_ms": _positive,
@@ -155,9 +156,16 @@ CHECKS_SCHEMA: dict[str, Parser] = {
     "tend_garden_body": _table,
     "dev_bypass_rejected": _bool,
     "tenant_isolation": _bool,
-    "strict_errors": _bool,
     "allow_errors": _strings(_regex),
     "reconcile_timeout": _positive,
+}
+
+
+# Keys a smoke.toml may still carry from an earlier version: what replaced them, in the error.
+REMOVED_KEYS = {
+    "strict_errors": "no longer exists: a failure line that names no thread and no user is another "
+    "user's as likely as the run's, so it never fails a check on its own (README, Other users' lines); "
+    "delete the key",
 }
 
 
@@ -168,6 +176,9 @@ def parse_section(raw: Any, schema: Mapping[str, Parser], where: str) -> dict[st
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     unknown = sorted(set(table) - set(schema))
+    for key in unknown:
+        if key in REMOVED_KEYS:
+            raise ValueError(f"{where}.{key}: {REMOVED_KEYS[key]}")
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(schema))})")
     values = {}

@@ -82,6 +82,8 @@ class StackSettings:
     instances: int = 1  # instances per revision, each its own process and data directory
     shared_state: bool = False  # one Chroma server + SQLite file for all: CHROMA_HOST/PORT, DATABASE_URL
     iam: bool = False  # a private service: requests need an invoker's ID token (Cloud Run IAM)
+    cpu_idle: bool = False  # CPU only while a request is served (the runbook's deploy gives true)
+    startup_cpu_boost: bool = False  # reported by the Admin API only
     candidate_cmd: str = ""  # a second revision beside the serving one: no traffic, reachable by `tag`
     tag: str = ""
     faults: tuple[str, ...] = ()  # "stack:NAME" switches of the stack; other names go to EMERGENCE_FAULTS
@@ -92,6 +94,7 @@ class StackSettings:
     # a local window of a few seconds needs less, so it must be allowed here) ...
     min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S
     metric_delay: float = 1.0  # ... and how long a metric point stays invisible after it is sampled
+    neighbours: float = 0.0  # other users' archived threads per second during the whole run (0: none)
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,6 @@ class Environment:
     def user_is_chosen_by_suite(self) -> bool:
         """Whether each run may act as its own user (dev-bypass, or no auth); else one fixed identity."""
         return self.auth in ("dev-bypass", "none")
-
-    @property
-    def strict_errors(self) -> bool:
-        return self.is_local or self.checks.strict_errors
 
     @property
     def is_local(self) -> bool:
@@ -225,6 +224,8 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "instances": (_positive_int, False),
     "shared_state": (_boolean, False),
     "iam": (_boolean, False),
+    "cpu_idle": (_boolean, False),
+    "startup_cpu_boost": (_boolean, False),
     "candidate_cmd": (_string, False),
     "tag": (lambda v: _tag(v), False),
     "faults": (lambda v: _faults(v), False),
@@ -233,6 +234,7 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "traffic_deadline": (_positive_number, False),
     "min_alignment_period": (_positive_number, False),
     "metric_delay": (_non_negative_number, False),
+    "neighbours": (_non_negative_number, False),
 }
 
 
@@ -277,7 +279,19 @@ STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
     "SMOKE_LOCAL_FAULTS": ("faults", lambda v: _faults(v)),
     "SMOKE_LOCAL_INSTANCES": ("instances", lambda v: _positive_int(int(v))),
     "SMOKE_LOCAL_SHARED_STATE": ("shared_state", lambda v: _switch(v)),
+    "SMOKE_LOCAL_CPU_IDLE": ("cpu_idle", lambda v: _switch(v)),
+    "SMOKE_LOCAL_NEIGHBOURS": ("neighbours", lambda v: _non_negative_number(float(v))),
 }
+
+
+def _switch(value: str) -> bool:
+    """An on/off variable: 1/true/yes/on or 0/false/no/off."""
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 1/true/yes/on or 0/false/no/off, got {value!r}")
 
 
 def _parse_table(

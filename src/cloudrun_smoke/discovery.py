@@ -1,5 +1,5 @@
 """What is under test, from the Cloud Run Admin API v2: URL, serving revision, traffic, readiness,
-image, resources and env var names.
+image, resources (with cpu_idle: CPU only during requests) and env var names.
 
 Env var *values* are dropped on read: the Admin API returns them in plain text and some are secrets.
 """
@@ -49,6 +49,9 @@ class Target:
     revision_create_time: datetime | None = None  # when the revision under test was created (the window)
     service_url: str = ""  # the service's own URL (``uri``): the ID token's audience, whatever ``url`` is
     reconcile_waited: float = 0.0  # seconds discovery waited for the service to stop reconciling
+    # CPU only during requests (resources.cpu_idle; the API omits false): None when no container was read.
+    cpu_idle: bool | None = None
+    startup_cpu_boost: bool | None = None
 
     @property
     def is_candidate(self) -> bool:
@@ -59,6 +62,17 @@ class Target:
 
     def describe_traffic(self) -> str:
         return traffic_.describe(self.traffic)
+
+
+def cpu_idle_of(container: Any) -> bool | None:
+    """``resources.cpu_idle`` of a run_v2 Container. A plain proto3 bool: false is omitted from the
+    JSON and reads as false. Without any ``resources`` the API's default applies: true ("True by default
+    if the parent resources field is not set", Terraform google_cloud_run_v2_service, from the v2 API)."""
+    if container is None:
+        return None
+    if not type(container).pb(container).HasField("resources"):
+        return True
+    return bool(container.resources.cpu_idle)
 
 
 def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
@@ -173,4 +187,6 @@ def discover(
         revision_create_time=created,
         service_url=service.uri,
         reconcile_waited=waited,
+        cpu_idle=cpu_idle_of(container),
+        startup_cpu_boost=bool(container.resources.startup_cpu_boost) if container else None,
     )

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from cloudrun_smoke.excerpt import one_line
 from cloudrun_smoke.log_pages import list_page
-from cloudrun_smoke.patterns import FAILURES_FOR, LogPattern, pattern
+from cloudrun_smoke.patterns import FAILURES_FOR, SUBJECT_FIELDS, LogPattern, pattern
 from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
@@ -58,6 +58,32 @@ class LogSource(Protocol):
     that ``token`` designates (None: the first), and the token of the next page (None: the last)."""
 
     def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]: ...
+
+
+UNCONFIRMED = "attributed by time, unconfirmed"
+
+
+def names_nobody(match: LogMatch) -> bool:
+    """A line that names no thread and no user: in production it may be another user's."""
+    return not any(k in match.fields for k in SUBJECT_FIELDS)
+
+
+@dataclass(frozen=True)
+class Unattributed:
+    """A line that names nobody, reported beside the verdict: a failure line that fell inside the run's
+    window (never counted against the run on its own), or a line that satisfied a check by time alone."""
+
+    kind: str  # "failure" | "unconfirmed"
+    line: LogLine
+    check: str = ""
+    note: str = ""
+
+    def describe(self) -> str:
+        what = f"{self.check}: {UNCONFIRMED}" if self.kind == "unconfirmed" else "failure line naming nobody"
+        return f"{what}{'; ' + self.note if self.note else ''}: {self.line.short()}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "check": self.check, "note": self.note, "line": self.line.short()}
 
 
 class LogExpectationFailed(AssertionError):
@@ -195,6 +221,7 @@ class LogWatcher:
         self.start = start
         self.stats = WatcherStats()
         self.expectations: list[Expectation] = []
+        self.unattributed: list[Unattributed] = []  # lines naming nobody, for the verdict (see report)
         self._source = source
         self._pacer = pacer or ReadPacer(budget_per_minute)
         self._lookback = timedelta(seconds=lookback_seconds)
@@ -323,6 +350,14 @@ class LogWatcher:
             self._cond.notify_all()
         return absence
 
+    def report_unattributed(self, item: Unattributed) -> None:
+        """Keep a line that names nobody for the verdict and the summary (once per line and check)."""
+        with self._cond:
+            if all(
+                (u.line.insert_id, u.check) != (item.line.insert_id, item.check) for u in self.unattributed
+            ):
+                self.unattributed.append(item)
+
     def refresh(self, timeout: float = 30.0) -> None:
         """One more poll as soon as the budget allows, and return when it is done (e.g. before a final scan)."""
         with self._cond:
@@ -381,12 +416,8 @@ class LogWatcher:
             item.match = found[0]
             item.resolved_at = now
             return
-        for failure in item.failures:
-            bad = self._find(failure, item.where, item.since, partial=True)
-            if bad:
-                item.error = self._explain_failure(item.pattern, item.where, bad[0], now - item.registered_at)
-                item.resolved_at = now
-                return
+        # A failure line that names nobody does not end the wait: it may be another user's (it is shown
+        # if the wait times out).
         if self._looked_after_deadline(item, now):
             self._resolve_at_deadline(item)
 
@@ -411,7 +442,9 @@ class LogWatcher:
         if item.done:
             return
         if isinstance(item, Expectation):
-            item.error = self._explain_timeout(item.pattern, item.where, item.since, item.timeout)
+            item.error = self._explain_timeout(
+                item.pattern, item.where, item.since, item.timeout, item.failures
+            )
         item.expired = True
         item.resolved_at = self._clock()
 
@@ -423,10 +456,8 @@ class LogWatcher:
             self._cond.notify_all()
 
     # -- matching ----------------------------------------------------------------------------------------
-    def _find(
-        self, expected: LogPattern, where: Mapping[str, str], since: datetime | None, partial: bool = False
-    ) -> list[LogMatch]:
-        """Matches in timestamp order. ``partial``: a key the line does not carry does not disqualify it."""
+    def _find(self, expected: LogPattern, where: Mapping[str, str], since: datetime | None) -> list[LogMatch]:
+        """Matches in timestamp order."""
         matches = []
         for line in self.lines():
             if since is not None and line.timestamp < since:
@@ -434,7 +465,7 @@ class LogWatcher:
             fields = expected.match(line.text)
             if fields is None:
                 continue
-            if all(fields.get(k) == v if (k in fields or not partial) else True for k, v in where.items()):
+            if all(fields.get(k) == v for k, v in where.items()):
                 matches.append(LogMatch(expected.name, line, fields))
         return matches
 
@@ -552,24 +583,35 @@ class LogWatcher:
         return "\n".join(parts)
 
     def _explain_timeout(
-        self, expected: LogPattern, where: Mapping[str, str], since: datetime | None, waited: float
+        self,
+        expected: LogPattern,
+        where: Mapping[str, str],
+        since: datetime | None,
+        waited: float,
+        failures: Iterable[LogPattern] = (),
     ) -> str:
         about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
+        unnamed = [m for f in failures for m in self._find(f, {}, since) if names_nobody(m)]
+        beside = ""
+        if unnamed:
+            shown = "\n".join(f"    {m.line.short()}" for m in unnamed[:5])
+            beside = (
+                f"  {len(unnamed)} failure line(s) meanwhile name no thread and no user: perhaps ours, "
+                f"perhaps another user's (not counted on their own):\n{shown}\n"
+            )
         return (
             f"expected log line {expected.name!r} ({expected.description}) for {about}: not seen after "
             f"waiting {waited:.1f} s\n"
-            f"  expected: {expected.describe()}\n" + self._context(expected, where)
+            f"  expected: {expected.describe()}\n" + beside + self._context(expected, where)
         )
 
     def _explain_failure(
         self, expected: LogPattern, where: Mapping[str, str], bad: LogMatch, waited: float
     ) -> str:
         about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
-        attributed = all(k in bad.fields for k in where)
-        how = "" if attributed else " (attributed by time: the line names no thread)"
         return (
             f"while waiting for {expected.name!r} for {about}, failure line {bad.pattern!r} appeared"
-            f"{how} after {waited:.1f} s:\n    {bad.line.short()}\n" + self._context(expected, where)
+            f" after {waited:.1f} s:\n    {bad.line.short()}\n" + self._context(expected, where)
         )
 
 

@@ -110,7 +110,13 @@ CATALOGUE: Mapping[str, LogPattern] = {
     )
 }
 
-# What ends a wait early: a failure line for the same thread makes waiting for success pointless.
+# The fields that tie a line to a subject. A line that captures none of them "names nobody": in
+# production it may be another user's, so it never fails a check on its own and satisfies one only with
+# a second signal of the run's own (see logs.names_nobody and docs: "Correlating lines").
+SUBJECT_FIELDS: tuple[str, ...] = ("thread_id", "user_id")
+
+# What ends a wait early: a failure line naming the same thread makes waiting for success pointless (a
+# failure line that names nobody does not: it may be another user's; it is shown when the wait times out).
 FAILURES_FOR: Mapping[str, tuple[str, ...]] = {
     "archive.enqueued": ("archive.enqueue_failed",),
     "queue.consolidating": ("archive.enqueue_failed",),

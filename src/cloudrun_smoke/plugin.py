@@ -59,6 +59,7 @@ LOGGING_CLIENT_KEY = pytest.StashKey[Any]()
 CONFIG_PATH_KEY = pytest.StashKey[Path]()
 STACK_OWNED_KEY = pytest.StashKey[bool]()
 STACK_KEY = pytest.StashKey[Any]()  # the embedded LocalStack, when this run started one
+NEIGHBOURS_KEY = pytest.StashKey[Any]()  # other users' traffic running beside the run (local stack)
 ROLLBACK_KEY = pytest.StashKey[str]()
 RERUN_KEY = pytest.StashKey[dict[str, Any]]()
 URL_KEY = pytest.StashKey[base_url.UrlOverride]()
@@ -273,6 +274,11 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
             monitoring_api_endpoint=stack.monitoring_api_endpoint,
         )
         request.config.stash[ENV_KEY] = effective  # diagnostics read the stack's endpoints too
+        if env.stack.neighbours > 0:
+            from cloudrun_smoke.local.traffic import Neighbours
+
+            neighbours = Neighbours(stack.service_url, env.stack.neighbours)
+            request.config.stash[NEIGHBOURS_KEY] = exit_stack.enter_context(neighbours)
         yield effective
 
 
@@ -762,6 +768,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         window=_window_summary(config),
         options=run_options(config),
         rerun=config.stash.get(RERUN_KEY, None),
+        unattributed=None if watcher is None else [u.as_dict() for u in watcher.unattributed],
         exit_status=int(exitstatus),
     )
     if path:
@@ -811,6 +818,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             f"(throttled {watcher.stats.throttled}, empty {watcher.stats.empty_pages}); "
             f"max ingestion lag seen: {watcher.stats.max_lag_seconds:.1f} s"
         )
+        shown = watcher.unattributed[:10]  # beside the verdict, never in it; all of them in the JSON
+        lines += [f"names nobody, not counted on its own: {item.describe()}" for item in shown]
+        if len(watcher.unattributed) > len(shown):
+            lines.append(f"... and {len(watcher.unattributed) - len(shown)} more (see --smoke-report)")
+    neighbours = config.stash.get(NEIGHBOURS_KEY, None)
+    if neighbours is not None:
+        lines.append(neighbours.summary().describe())
     for figure in config.stash[FIGURES_KEY].items:
         lines.append(figure.describe())
     if ROLLBACK_KEY in config.stash:

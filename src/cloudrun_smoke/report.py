@@ -116,7 +116,10 @@ def build_verdict(
     window: dict[str, Any] | None = None,
     options: dict[str, str] | None = None,
     rerun: dict[str, Any] | None = None,
+    unattributed: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """``unattributed``: lines that name nobody, beside the verdict and never in it (a failure line that
+    may be another user's; a check satisfied "attributed by time, unconfirmed")."""
     failed = [c for c in checks if c.outcome in ("failed", "error")]
     return {
         "tool": "cloudrun-smoke",
@@ -134,6 +137,7 @@ def build_verdict(
         "rollback": rollback,
         "rerun": rerun,
         "window": window,
+        "unattributed": unattributed or [],
     }
 
 
@@ -188,6 +192,12 @@ def markdown_summary(verdict: dict[str, Any]) -> str:
                 f" (threshold {f['threshold']:g}{f['unit']})" if f.get("threshold") is not None else ""
             )
             lines.append(f"- {f['name']}: {f['value']:.1f}{f['unit']}{threshold}; {f.get('note', '')}")
+    beside = verdict.get("unattributed") or []
+    if beside:
+        lines += ["", "### Lines that name nobody (not counted on their own)", ""]
+        lines += [f"- {u['check'] or u['kind']}: {u['note']} — `{u['line']}`" for u in beside[:10]]
+        if len(beside) > 10:
+            lines.append(f"- ... and {len(beside) - 10} more in the JSON verdict")
     logs = verdict.get("logs") or {}
     if logs:
         lines += [

@@ -117,8 +117,10 @@ class Consolidator:
         thread = self._store.get_thread(thread_id, user_id)
         if thread is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found for user {user_id}")
+        if self._faults.on(F.LLM_LATENCY):
+            await asyncio.sleep(self._faults.value(F.LLM_LATENCY))
         try:
-            if self._faults.on(F.LLM_UNREACHABLE):
+            if self._faults.bites(F.LLM_UNREACHABLE, user_id):
                 await self._call_llm()
             if llm_error is not None:
                 raise LLMResponseError(llm_error)

@@ -51,6 +51,11 @@ CONSOLIDATION_FAILS_SOME = "consolidation-fails-some"
 MEMORY_CREEP = "memory-creep"
 CPU_BURN = "cpu-burn"
 SLOW_READS = "slow-reads"
+NEIGHBOURS_FAIL = "neighbours-fail"
+NEIGHBOURS_SPARED = "neighbours-spared"
+
+# Other users of the service (the local stack's neighbours): the two switches above pick them by id.
+NEIGHBOUR_PREFIX = "neighbour-"
 
 # -- correct variants ----------------------------------------------------------------------------------
 ARCHIVED_BOOL = "archived-bool"
@@ -59,6 +64,7 @@ HEALTH_OK = "health-ok"
 PREFERENCES_IN_STATS = "preferences-in-stats"
 JSON_LOGS = "json-logs"
 SLOW_START = "slow-start"
+LLM_LATENCY = "llm-latency"
 TRANSIENT_503 = "transient-503"
 
 
@@ -157,6 +163,15 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             "CPUs",
         ),
         SLOW_READS: Switch(FAULT, "every GET answers VALUE ms late (writes are not delayed)", 300, "ms"),
+        NEIGHBOURS_FAIL: Switch(
+            FAULT,
+            "users named 'neighbour-*' only: every 3rd consolidation fails ('Task consolidate_thread "
+            "failed'), every 2nd preference save fails ('Vectorisation préférences impossible')",
+        ),
+        NEIGHBOURS_SPARED: Switch(
+            FAULT,
+            "the other faults spare users named 'neighbour-*': only the other users' requests fail",
+        ),
         ARCHIVED_BOOL: Switch(VARIANT, "'archived' is a JSON boolean instead of 0/1"),
         HARD_DELETE: Switch(VARIANT, "DELETE /api/threads/{id} removes the thread: 404 afterwards"),
         HEALTH_OK: Switch(VARIANT, "GET /health answers {'status': 'ok'} (the runbook's expectation)"),
@@ -166,6 +181,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         ),
         SLOW_START: Switch(
             VARIANT, "the process listens only VALUE s after it starts (a slow cold start)", 4, "s"
+        ),
+        LLM_LATENCY: Switch(
+            VARIANT,
+            "each consolidation waits VALUE s for the LLM's answer, as the public service's call does "
+            "(work after the response: it needs CPU outside requests)",
+            2,
+            "s",
         ),
         TRANSIENT_503: Switch(
             VARIANT, "one request in VALUE answers 503 before it is processed", 20, "requests"
@@ -239,6 +261,10 @@ class FaultSet:
             raise KeyError(f"fault {name!r} is not in faults.SWITCHES")
         return name in self.active
 
+    def bites(self, name: str, user_id: str) -> bool:
+        """Whether fault ``name`` hits this user's request (``neighbours-spared`` spares the neighbours)."""
+        return self.on(name) and not (self.on(NEIGHBOURS_SPARED) and is_neighbour(user_id))
+
     def value(self, name: str) -> float:
         """The parameter of an active parameterised switch (its default when given without one)."""
         if not self.on(name):
@@ -251,6 +277,10 @@ class FaultSet:
             default = SWITCHES[name].default
             parts.append(name if default is None else f"{name}={self.values[name]:g}")
         return ", ".join(parts) or "none"
+
+
+def is_neighbour(user_id: str) -> bool:
+    return user_id.startswith(NEIGHBOUR_PREFIX)
 
 
 def listing() -> str:

@@ -28,6 +28,7 @@ class PreferenceStore:
     def __init__(self, vectors: VectorStore, faults: FaultSet) -> None:
         self._vectors = vectors
         self._faults = faults
+        self._neighbour_saves = 0  # the neighbours-fail fault fails every second one
 
     def save(
         self, user_id: str, candidates: list[Preference], *, thread_id: str, session_id: str | None
@@ -37,7 +38,7 @@ class PreferenceStore:
             return 0
         owner = WRONG_USER if self._faults.on(F.PREFERENCES_WRONG_USER) else user_id
         batch = list(candidates)
-        if self._faults.on(F.PREFERENCES_UPSERT_FAILS):
+        if self._faults.bites(F.PREFERENCES_UPSERT_FAILS, user_id) or self._neighbour_fails(user_id):
             batch = batch + batch  # the public bug: two candidates with one id in the same upsert
         ids = [self._id(owner, pref) for pref in batch]
         stamp = now_iso()
@@ -56,6 +57,12 @@ class PreferenceStore:
         logger.info("%d items ajoutés/mis à jour dans '%s'.", stored, COLLECTION)
         logger.info("%d préférences/intentions vectorisées.", stored)
         return stored
+
+    def _neighbour_fails(self, user_id: str) -> bool:
+        if not (self._faults.on(F.NEIGHBOURS_FAIL) and F.is_neighbour(user_id)):
+            return False
+        self._neighbour_saves += 1
+        return self._neighbour_saves % 2 == 0
 
     def _id(self, owner: str, pref: Preference) -> str:
         doc_id = document_id(owner, pref.type, pref.text)

@@ -127,6 +127,7 @@ def memory_handlers(consolidator: Consolidator, faults: FaultSet) -> dict[str, H
     failing = (
         EveryNth(faults.value(F.CONSOLIDATION_FAILS_SOME)) if faults.on(F.CONSOLIDATION_FAILS_SOME) else None
     )
+    neighbours_failing = EveryNth(1 / 3) if faults.on(F.NEIGHBOURS_FAIL) else None
 
     async def consolidate_thread(task: Task) -> None:
         thread_id = str(task.payload["thread_id"])
@@ -139,12 +140,15 @@ def memory_handlers(consolidator: Consolidator, faults: FaultSet) -> dict[str, H
         if faults.on(F.CONSOLIDATION_HANGS):
             await asyncio.Event().wait()  # never set: the task ends only when the worker is cancelled
         # consolidation-fails-some: the chosen tasks get an LLM answer that is not JSON.
+        user_id = str(task.payload["user_id"])
+        neighbour_fails = (
+            neighbours_failing is not None and F.is_neighbour(user_id) and neighbours_failing.due()
+        )
         llm_error = (
             f"invalid LLM response for thread {thread_id}: Expecting value: line 1 column 1 (char 0)"
-            if failing is not None and failing.due()
+            if (failing is not None and failing.due()) or neighbour_fails
             else None
         )
-        user_id = str(task.payload["user_id"])
         result = await consolidator.consolidate_thread(thread_id, user_id, llm_error=llm_error)
         logger.info("[MemoryTaskQueue] Thread %s consolidated: %d new concepts", named, result.new_concepts)
         if llm_error is not None:

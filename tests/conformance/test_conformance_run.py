@@ -225,6 +225,8 @@ def spec() -> RevisionSpec:
         cpu="2",
         min_instances=1,
         max_instances=10,
+        cpu_idle=True,  # the fixtures' deploy: gcloud run deploy without --no-cpu-throttling
+        startup_cpu_boost=True,
     )
 
 

@@ -80,6 +80,8 @@ class Backend:
     instance_id: str
     port: int
     alive: Callable[[], bool]
+    # A request in flight on the instance (cpu_idle: it has CPU only meanwhile); None: always has CPU.
+    serving: Callable[[], contextlib.AbstractContextManager[None]] | None = None
 
 
 BackendLookup = Callable[[str], Sequence[Backend]]
@@ -264,7 +266,11 @@ class FrontEnd:
         elif backend is None:
             answer = _Answer(503, [("Content-Type", "text/html; charset=UTF-8")], UNAVAILABLE_BODY)
         else:
-            with self.metrics.serving(backend.instance_id) if self.metrics else contextlib.nullcontext():
+            with contextlib.ExitStack() as serving:
+                if backend.serving is not None:  # thawed while it serves (cpu_idle)
+                    serving.enter_context(backend.serving())
+                if self.metrics is not None:
+                    serving.enter_context(self.metrics.serving(backend.instance_id))
                 reached = time.perf_counter()
                 if self.error_burst is not None and self.error_burst.hit():
                     # The instance answers 500: counted by request_count like any answer of the service.

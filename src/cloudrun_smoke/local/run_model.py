@@ -26,6 +26,11 @@ class RevisionSpec:
     timeout_seconds: int = 300
     min_instances: int = 0
     max_instances: int = 100
+    # CPU only while a request is served (request-based billing). False when unset: run/v2
+    # ResourceRequirements.cpu_idle "must be explicitly set to true" once limits are set, which a deploy
+    # without --no-cpu-throttling does (a real v2 payload: cpuIdle true).
+    cpu_idle: bool = False
+    startup_cpu_boost: bool = False
 
 
 @dataclass
@@ -210,11 +215,21 @@ def _container(spec: RevisionSpec) -> dict[str, Any]:
         "image": spec.image,
         "env": env,
         # Cloud Run's defaults as its API reports them (a google_cloud_run_v2_service state read back
-        # from the API: cpu_idle true, a TCP startup probe on the port, 240 s / 240 s / 1).
-        "resources": {"limits": {"memory": spec.memory, "cpu": spec.cpu}, "cpuIdle": True},
+        # from the API: a TCP startup probe on the port, 240 s / 240 s / 1). cpuIdle and
+        # startupCpuBoost are plain proto3 bools: false is omitted from the JSON.
+        "resources": _resources(spec),
         "ports": [{"name": "http1", "containerPort": 8080}],
         "startupProbe": _DEFAULT_STARTUP_PROBE,
     }
+
+
+def _resources(spec: RevisionSpec) -> dict[str, Any]:
+    resources: dict[str, Any] = {"limits": {"memory": spec.memory, "cpu": spec.cpu}}
+    if spec.cpu_idle:
+        resources["cpuIdle"] = True
+    if spec.startup_cpu_boost:
+        resources["startupCpuBoost"] = True
+    return resources
 
 
 _DEFAULT_STARTUP_PROBE = {

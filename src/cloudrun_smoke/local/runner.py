@@ -6,6 +6,11 @@ stack: it runs in its own process group, which is terminated on stop, and is tol
 die with its parent if the stack's process is killed outright. When the process exits on its own (a
 crash), whatever it started in its group is killed with it; a :class:`Watchdog` covers the group if
 the stack's process itself is killed.
+
+With ``cpu_idle`` (Cloud Run's request-based billing: CPU "only allocated during request processing",
+container startup and shutdown), the group is frozen with SIGSTOP whenever no request is in flight once
+the instance listens, and thawed with SIGCONT when a request reaches it; SIGCONT always comes before
+SIGTERM, so a shutdown gets its grace period with CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cloudrun_smoke.local.watchdog import Watchdog
 
@@ -89,6 +94,7 @@ class RevisionInstance:
         tail_lines: int = 40,
         watchdog: Watchdog | None = None,
         on_exit: ExitSink | None = None,
+        cpu_idle: bool = False,
     ) -> None:
         self.argv = parse_command(command)
         self.port = free_port()
@@ -102,6 +108,10 @@ class RevisionInstance:
         self._watchdog = watchdog
         self._on_exit = on_exit
         self._stopping = False
+        self.cpu_idle = cpu_idle
+        self._in_flight = 0
+        self._frozen = False
+        self._cpu_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -110,6 +120,11 @@ class RevisionInstance:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once ended (negative: the signal that ended it)."""
+        return self._process.poll() if self._process else None
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -142,6 +157,38 @@ class RevisionInstance:
             self._watchdog.adopt(self._process.pid)
         threading.Thread(target=self._reap, daemon=True, name=f"reap-{self._process.pid}").start()
         self._wait_until_listening(startup_timeout)
+        with self._cpu_lock:  # started: from now on CPU only while a request is served
+            self._signal_cpu()
+
+    # -- CPU only during requests (cpu_idle) -----------------------------------------------------------
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """One request in flight: the instance has CPU from before it is forwarded until it is answered."""
+        with self._cpu_lock:
+            self._in_flight += 1
+            self._signal_cpu()
+        try:
+            yield
+        finally:
+            with self._cpu_lock:
+                self._in_flight -= 1
+                self._signal_cpu()
+
+    def _signal_cpu(self) -> None:
+        """Freeze or thaw the group to match the state (call with ``_cpu_lock`` held)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        freeze = self.cpu_idle and self._in_flight == 0 and not self._stopping
+        if freeze == self._frozen:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGSTOP if freeze else signal.SIGCONT)
+        self._frozen = freeze
 
     def _reap(self) -> None:
         """When the process ends, nothing it started may outlive it: kill the rest of its group."""
@@ -193,7 +240,9 @@ class RevisionInstance:
         process = self._process
         if process is None:
             return
-        self._stopping = True
+        with self._cpu_lock:
+            self._stopping = True
+            self._signal_cpu()  # a frozen group is thawed first: the grace period runs with CPU
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGTERM)

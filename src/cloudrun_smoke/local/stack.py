@@ -358,12 +358,13 @@ class LocalStack:
             instance_id=instance_id,
             watchdog=self._watchdog,
             on_exit=lambda inst, code: self._instance_exited(resource, inst, code),
+            cpu_idle=spec.cpu_idle,
         )
         self.instances.append(instance)
         self._instances_by_revision.setdefault(revision.name, []).append(instance)
         instance.start(cfg.startup_timeout)
         self._backends.setdefault(revision.name, []).append(
-            Backend(revision.name, instance_id, instance.port, instance.alive)
+            Backend(revision.name, instance_id, instance.port, instance.alive, instance.serving)
         )
 
     def _instance_exited(self, resource: RevisionResource, instance: RevisionInstance, code: int) -> None:
@@ -452,6 +453,8 @@ def stack_for(env: Environment) -> LocalStack:
         timeout_seconds=settings.timeout_seconds,
         min_instances=settings.min_instances,
         max_instances=settings.max_instances,
+        cpu_idle=settings.cpu_idle,
+        startup_cpu_boost=settings.startup_cpu_boost,
     )
     return LocalStack(
         LocalStackConfig(

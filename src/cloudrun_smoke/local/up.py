@@ -52,6 +52,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ingestion-delay", type=float, help="seconds before a log entry is visible")
     parser.add_argument("--ingestion-jitter", type=float, help="extra random seconds per log entry")
     parser.add_argument(
+        "--cpu-idle",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="CPU only while a request is served: idle instances are frozen (SIGSTOP), as with Cloud "
+        "Run's request-based billing (default: [env.NAME.stack] cpu_idle, else off)",
+    )
+    parser.add_argument(
         "--fault", action="append", default=[], metavar="NAME", help="a fault switch (repeatable)"
     )
     parser.add_argument(
@@ -91,7 +98,16 @@ def config_from(args: argparse.Namespace) -> LocalStackConfig:
         "ingestion_jitter": args.ingestion_jitter,
         "faults": (*config.faults, *args.fault) if args.fault else None,
     }
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.cpu_idle is not None:
+        config = replace(
+            config,
+            spec=replace(config.spec, cpu_idle=args.cpu_idle),
+            candidate_spec=(
+                replace(config.candidate_spec, cpu_idle=args.cpu_idle) if config.candidate_spec else None
+            ),
+        )
+    return config
 
 
 def describe(stack: LocalStack) -> str:
@@ -115,7 +131,8 @@ def describe(stack: LocalStack) -> str:
         routing = f"{share.percent}% traffic" if share else "no traffic"
         if share and share.tag:
             routing += f", tag {share.tag}"
-        lines.append(f"  revision {revision.name}: {status}, {routing}")
+        cpu = "CPU only during requests (cpu_idle)" if revision.spec.cpu_idle else "CPU always allocated"
+        lines.append(f"  revision {revision.name}: {status}, {routing}, {cpu}")
         for instance in stack.instances_of(revision.name):
             lines.append(f"    instance {instance.instance_id} pid {instance.pid}")
     if stack.stack_faults or stack.service_faults:

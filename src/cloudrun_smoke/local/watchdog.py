@@ -70,6 +70,7 @@ class Watchdog:
 def _kill_groups(groups: set[int], grace: float = 3.0) -> None:
     for pgid in groups:
         with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGCONT)  # a group frozen for cpu_idle must get its grace period
             os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     pending = set(groups)
