@@ -284,16 +284,6 @@ STACK_OVERRIDES: dict[str, tuple[str, Parser]] = {
 }
 
 
-def _switch(value: str) -> bool:
-    """An on/off variable: 1/true/yes/on or 0/false/no/off."""
-    word = value.strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected 1/true/yes/on or 0/false/no/off, got {value!r}")
-
-
 def _parse_table(
     raw: Mapping[str, Any], schema: Mapping[str, tuple[Parser, bool]], where: str
 ) -> dict[str, Any]:

@@ -80,6 +80,19 @@ def dying_with_parent(argv: Sequence[str]) -> list[str]:
     return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
+def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """As Cloud Run stops a container: SIGTERM to its whole process group, SIGKILL after ``grace``."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace)
+
+
 class RevisionInstance:
     """One instance (process) of a revision."""
 
@@ -243,13 +256,5 @@ class RevisionInstance:
         with self._cpu_lock:
             self._stopping = True
             self._signal_cpu()  # a frozen group is thawed first: the grace period runs with CPU
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
+        stop_group(process, grace)
         self._join_pumps()

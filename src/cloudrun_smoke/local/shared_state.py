@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from cloudrun_smoke.local.runner import RevisionStartError, dying_with_parent, free_port
+from cloudrun_smoke.local.runner import RevisionStartError, dying_with_parent, free_port, stop_group
 from cloudrun_smoke.local.watchdog import Watchdog
 
 DB_FILENAME = "shared.db"
@@ -106,14 +105,6 @@ class SharedState:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
+        stop_group(process, grace)
         if self._watchdog is not None:
             self._watchdog.release(process.pid)
