@@ -36,17 +36,18 @@ def test_no_unexpected_errors(smoke_logs: LogWatcher, smoke_run: SmokeRun, smoke
         shown = "\n".join(f"    {line.short()}" for line in ours[:10])
         pytest.fail(f"{len(ours)} ERROR line(s) concern this run:\n{shown}", pytrace=False)
 
-    # Failure lines that name nobody, inside the run's own consolidation window: in production they
-    # may be other users'. Never a failure on their own: reported beside the verdict.
+    # Failure lines that name nobody while the run acted and its lines came (from its start to its last
+    # line awaited): in production they may be other users'. Never a failure on their own: reported
+    # beside the verdict.
     matched = [e.match.line.timestamp for e in smoke_logs.expectations if e.match is not None]
     if not matched:
         return
-    start, end = min(matched), max(matched)
+    start, end = smoke_run.started_at, max(matched)
     failures = [smoke_logs.pattern(name) for name in FAILURE_PATTERNS]
     for line in lines:
         found = [(p.name, fields) for p in failures if (fields := p.match(line.text)) is not None]
         if not (start <= line.timestamp <= end) or not found:
             continue
         if all(names_nobody(LogMatch(name, line, fields)) for name, fields in found):
-            note = "inside the run's consolidation window; perhaps ours, perhaps another user's"
+            note = "during the run; perhaps ours, perhaps another user's"
             smoke_logs.report_unattributed(Unattributed("failure", line, note=note))
