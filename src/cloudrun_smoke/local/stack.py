@@ -401,9 +401,13 @@ class LocalStack:
                 revision = self.service.find_revision(revision_name)
                 ready = revision is not None and revision.ready
             command = self._commands.get(revision_name)
-            if revision is None or not ready or command is None:
+            instances = self._instances_by_revision.get(revision_name, [])
+            # After a crash the stack keeps answering 503 (its exit is in the system log): only a
+            # revision whose instances the stack itself shut down starts one again.
+            crashed = any(not i.alive() and not i.stopping for i in instances)
+            if revision is None or not ready or command is None or crashed:
                 return None
-            index = len(self._instances_by_revision.get(revision_name, []))
+            index = len(instances)
             try:
                 self._start_instance(command, revision.spec, revision, index)
             except RevisionStartError:
