@@ -187,5 +187,7 @@ def test_a_thread_queued_on_an_instance_shut_down_is_lost_not_pending_and_named(
 
 
 def test_a_thread_on_an_instance_quiet_for_less_than_the_grace_period_stays_pending() -> None:
-    s = stats(enqueued(578, "queued", "old"), enqueued(580, "x", "new"), consolidated(587, "x", instance="new"))
+    s = stats(
+        enqueued(578, "queued", "old"), enqueued(580, "x", "new"), consolidated(587, "x", instance="new")
+    )
     assert (s.lost, s.pending, s.shutdown_losses()) == (0, 1, "")
