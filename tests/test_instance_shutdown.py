@@ -21,6 +21,7 @@ from cloudrun_smoke.config import IDLE_TIMEOUT_FLOOR_S, load_config
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.run_model import TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack
+from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import wait_until
 from test_local_stack import TINY, config
 
@@ -91,3 +92,20 @@ def test_an_idle_timeout_shorter_than_a_run_is_refused(tmp_path) -> None:  # typ
     )
     with pytest.raises(ConfigError, match=f"at least {IDLE_TIMEOUT_FLOOR_S:g} s"):
         load_config(path).environment("local", environ={})
+
+
+# Listens on $PORT and ignores SIGTERM: only SIGKILL ends it.
+DEAF = (
+    'python -c "import os, signal, http.server as h; signal.signal(signal.SIGTERM, signal.SIG_IGN); '
+    "h.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), h.BaseHTTPRequestHandler).serve_forever()\""
+)
+
+
+def test_an_instance_that_ignores_sigterm_is_killed_after_the_grace_period() -> None:
+    with LocalStack(config(DEAF, shutdown_grace=1.0)) as stack:
+        first = stack.serving_revision
+        assert first is not None
+        stack.deploy(TINY, stack.config.spec)
+        [shutdown] = stack.shutdowns
+        assert ended(stack, first) == [-signal.SIGKILL]
+        assert (utcnow() - shutdown.at).total_seconds() >= 1.0  # not before the grace period
