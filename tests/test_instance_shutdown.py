@@ -83,6 +83,10 @@ def test_idle_instances_scale_in_down_to_min_instances_and_start_again_on_reques
         assert "idle for 1 s: scaled in (min_instances 0)" in stack.shutdowns[0].reason
         assert httpx.get(f"{stack.service_url}/env", timeout=30).json()["K_REVISION"] == revision
         assert len(stack.instances_of(revision)) == 2
+        # A tagged revision at 0 % scaled in to none still answers its tag URL.
+        candidate = stack.deploy_candidate(TINY, "canary").name
+        assert ended(stack, candidate) == [-signal.SIGTERM]
+        assert httpx.get(f"{stack.tag_url('canary')}/env", timeout=30).json()["K_REVISION"] == candidate
 
 
 def test_an_idle_timeout_shorter_than_a_run_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
