@@ -225,6 +225,8 @@ def test_consolidation_failure_rate(
         f"outcome after {settings.pending_grace_s:g} s, {stats.unattributed_failures} of earlier tasks; "
         f"{stats.pending} pending (not failures)" + _capped(read)
     )
+    if losses := stats.shutdown_losses():
+        note += f"\n  {losses}"
     figure = Figure(
         "consolidation failure rate",
         stats.failure_pct,

@@ -713,3 +713,56 @@ def test_neighbours_spared_keeps_the_other_faults_off_the_neighbours(tmp_path: P
         _, ours = archive_preferences(svc, svc.client(user), 1)
         assert [line for line in ours if UPSERT_FAILED in line]
         assert not [line for line in ours if re.search(VECTORISED, line)]
+
+
+# -- shutdown: what the in-memory queue holds when SIGTERM comes ---------------------------------------
+# Cloud Run's container runtime contract, "Instance shutdown"
+# (https://cloud.google.com/run/docs/container-contract#instance-shutdown): SIGTERM, then SIGKILL 10 s later.
+
+
+def queued_then_terminated(svc: Service, user: str, count: int) -> tuple[list[str], float]:
+    """``count`` archived threads, queued behind one slow worker, then SIGTERM: their ids and how long
+    the process took to end."""
+    client = svc.client(user)
+    threads = []
+    for i in range(count):
+        thread_id, start = archive_new_thread(svc, client, f"Kubernetes numéro {i} observabilité")
+        svc.output.wait_for("stderr", enqueued(thread_id), start)
+        threads.append(thread_id)
+    started = time.monotonic()
+    assert stop(svc) == 0
+    return threads, time.monotonic() - started
+
+
+def test_shutdown_drops_queue_loses_what_is_queued_without_a_line(tmp_path: Path, user: str) -> None:
+    with running_service(
+        tmp_path / "data", "--workers", "1", "--fault", "queue-slow=2", "--fault", "shutdown-drops-queue"
+    ) as svc:
+        threads, took = queued_then_terminated(svc, user, 3)
+    lines = svc.output.snapshot("stderr")
+    assert not [line for t in threads for line in lines if re.search(consolidated(t), line)]
+    assert not [line for line in lines if "[MemoryTaskQueue] Stopped" in line or "Shutdown complete" in line]
+    assert took < 2, f"the process took {took:.1f} s to end: it should end at once on SIGTERM"
+
+
+def test_variant_shutdown_drains_consolidates_the_queue_within_the_grace_period(
+    tmp_path: Path, user: str
+) -> None:
+    with running_service(
+        tmp_path / "data", "--workers", "1", "--fault", "queue-slow=0.5", "--fault", "shutdown-drains"
+    ) as svc:
+        threads, took = queued_then_terminated(svc, user, 3)
+    lines = svc.output.snapshot("stderr")
+    assert [t for t in threads if any(re.search(consolidated(t), line) for line in lines)] == threads
+    assert svc.stderr_lines_with("[MemoryTaskQueue] Draining ")
+    assert svc.stderr_lines_with("[MemoryTaskQueue] Stopped 1 workers, 0 pending tasks dropped")
+    assert took < 10, f"the drain took {took:.1f} s: Cloud Run sends SIGKILL 10 s after SIGTERM"
+
+
+def test_by_default_the_queue_is_dropped_at_shutdown_and_counted(tmp_path: Path, user: str) -> None:
+    """The public service's behaviour, which a rollout or a scale-in turns into lost consolidations."""
+    with running_service(tmp_path / "data", "--workers", "1", "--fault", "queue-slow=2") as svc:
+        threads, _ = queued_then_terminated(svc, user, 3)
+    lines = svc.output.snapshot("stderr")
+    assert not [line for t in threads[1:] for line in lines if re.search(consolidated(t), line)]
+    assert svc.stderr_lines_with("[MemoryTaskQueue] Stopped 1 workers, 2 pending tasks dropped")

@@ -166,3 +166,28 @@ def test_the_read_budget_paces_reads_beyond_the_minute_s_allowance() -> None:
     now[0] = 10.0
     budget.take()
     assert slept == [50.0]
+
+
+# Cloud Run shuts an instance down with SIGTERM and SIGKILL 10 s later (container runtime contract,
+# "Instance shutdown", https://cloud.google.com/run/docs/container-contract#instance-shutdown) and documents
+# no log entry for it: an instance silent for longer while others log was shut down.
+def test_a_thread_queued_on_an_instance_shut_down_is_lost_not_pending_and_named() -> None:
+    s = stats(
+        enqueued(575, "done", "old"),
+        consolidated(576, "done", instance="old"),
+        enqueued(578, "queued", "old"),  # young: pending by age alone
+        enqueued(580, "x", "new"),
+        consolidated(591, "x", instance="new"),  # 13 s after the old instance's last line
+    )
+    assert (s.lost, s.pending, s.failed) == (1, 0, 1)
+    assert [a.thread_id for a in s.lost_with_instance] == ["queued"]
+    message = s.shutdown_losses()
+    assert "1 lost at an instance shutdown: instance old logged nothing after 12:09:38 UTC" in message
+    assert "thread(s) queued still queued" in message and "SIGTERM" in message
+
+
+def test_a_thread_on_an_instance_quiet_for_less_than_the_grace_period_stays_pending() -> None:
+    s = stats(
+        enqueued(578, "queued", "old"), enqueued(580, "x", "new"), consolidated(587, "x", instance="new")
+    )
+    assert (s.lost, s.pending, s.shutdown_losses()) == (0, 1, "")

@@ -58,6 +58,7 @@ from cloudrun_smoke.validators import (
     table as _table,
 )
 
+IDLE_TIMEOUT_FLOOR_S = 300.0  # longer than any wait of a run between two requests (log_deadline, grace)
 LOCAL_SAMPLE_PERIOD_S = 1.0  # the local stack samples its instances every second
 AUTH_MODES = ("none", "dev-bypass", "bearer", "login", "id-token")
 ENV_VAR = "SMOKE_ENV"
@@ -95,6 +96,9 @@ class StackSettings:
     min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S
     metric_delay: float = 1.0  # ... and how long a metric point stays invisible after it is sampled
     neighbours: float = 0.0  # other users' archived threads per second during the whole run (0: none)
+    # Seconds without a request before an instance beyond min_instances is shut down (0: never); at least
+    # IDLE_TIMEOUT_FLOOR_S, so that the stack never scales an instance in between two checks of a run.
+    idle_timeout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,18 @@ STACK_SCHEMA: dict[str, tuple[Parser, bool]] = {
     "min_alignment_period": (_positive_number, False),
     "metric_delay": (_non_negative_number, False),
     "neighbours": (_non_negative_number, False),
+    "idle_timeout": (lambda v: _idle_timeout(v), False),
 }
+
+
+def _idle_timeout(value: Any) -> float:
+    seconds = _non_negative_number(value)
+    if 0 < seconds < IDLE_TIMEOUT_FLOOR_S:
+        raise ValueError(
+            f"expected 0 (off) or at least {IDLE_TIMEOUT_FLOOR_S:g} s, got {value!r}: shorter, the stack "
+            "would shut an instance down in the middle of a run"
+        )
+    return seconds
 
 
 def _tag(value: Any) -> str:

@@ -7,6 +7,13 @@ unnamed line is given to the attempt it follows on the same instance (the servic
 that task's own lines), else to the oldest attempt on that instance still without an outcome (each
 instance's queue is first in, first out). An attempt without an outcome is *pending* while younger
 than the grace period and *lost* (a failure) after it. A failure to enqueue is an attempt that failed.
+
+An attempt without an outcome is also lost, whatever its age, when its instance was shut down: Cloud Run
+stops an instance whose revision loses its traffic, or that scales in, with SIGTERM and SIGKILL 10 s later
+(container runtime contract, "Instance shutdown"), and what its in-memory queue held is gone. Cloud Run
+documents no log entry for that shutdown, so it is read from the lines themselves: the instance logged
+nothing after its last line while other instances logged for more than the grace period
+(:data:`SHUTDOWN_GRACE`) beyond it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from cloudrun_smoke.logs import LogLine
 from cloudrun_smoke.patterns import LogPattern
 
 SAME_TASK = timedelta(seconds=2)  # a task's failure line follows its own outcome line this closely
+SHUTDOWN_GRACE = timedelta(seconds=10)  # Cloud Run: SIGKILL 10 s after SIGTERM; nothing logged after
 
 
 @dataclass
@@ -30,6 +38,7 @@ class Attempt:
     concepts: int | None = None  # N of "consolidated: N new concepts"
     error_at: datetime | None = None  # a failure line attributed to it
     task_failed: bool = False
+    instance_silent_from: datetime | None = None  # lost with its instance: the instance's last line
 
     @property
     def failed(self) -> bool:
@@ -50,6 +59,34 @@ class ConsolidationStats:
     preference_lines: int = 0
     lost: int = 0
     pending: int = 0
+
+    @property
+    def lost_with_instance(self) -> list[Attempt]:
+        """Attempts lost because their instance was shut down with them queued (see the module)."""
+        return [a for a in self.attempts if a.instance_silent_from is not None]
+
+    def shutdown_losses(self) -> str:
+        """The lost attempts per stopped instance, for a failure message ('' when none)."""
+        by_instance: dict[str, list[Attempt]] = {}
+        for a in self.lost_with_instance:
+            by_instance.setdefault(a.instance, []).append(a)
+        parts = []
+        for instance, attempts in by_instance.items():
+            silent = attempts[0].instance_silent_from
+            assert silent is not None
+            threads = ", ".join(a.thread_id for a in attempts)
+            parts.append(
+                f"instance {instance} logged nothing after {silent:%H:%M:%S} UTC while other instances went on "
+                f"(shut down: traffic moved away or it scaled in) with thread(s) {threads} still queued"
+            )
+        if not parts:
+            return ""
+        return (
+            f"{len(self.lost_with_instance)} lost at an instance shutdown: "
+            + "; ".join(parts)
+            + ". Cloud Run sends SIGTERM and kills the container 10 s later: the service must finish (or "
+            "persist) its queue on SIGTERM"
+        )
 
     @property
     def queue_times(self) -> list[float]:
@@ -136,11 +173,15 @@ def consolidation_stats(
             stats.unattributed_failures += 1
         else:
             attempt.task_failed = True
+    silent_from = _last_lines(lines)
     for attempt in stats.attempts:
         if attempt.failed:
             continue
         if attempt.finished_at is not None:
             stats.consolidated_threads.add(attempt.thread_id)
+        elif (stopped := _stopped_since(attempt, silent_from)) is not None:
+            attempt.instance_silent_from = stopped
+            stats.lost += 1
         elif (end - attempt.enqueued_at).total_seconds() > grace:
             stats.lost += 1
         else:
@@ -150,6 +191,24 @@ def consolidation_stats(
     # the form that saw the most is a lower bound of what was saved, never a double count.
     stats.preferences_saved = max(preference_forms.values(), default=0)
     return stats
+
+
+def _last_lines(lines: Sequence[LogLine]) -> dict[str, datetime]:
+    """Each instance's last line."""
+    last: dict[str, datetime] = {}
+    for line in lines:
+        if line.instance_id and line.timestamp > last.get(line.instance_id, line.timestamp - SAME_TASK):
+            last[line.instance_id] = line.timestamp
+    return last
+
+
+def _stopped_since(attempt: Attempt, last: Mapping[str, datetime]) -> datetime | None:
+    """The last line of the attempt's instance when that instance was shut down (see the module)."""
+    mine = last.get(attempt.instance)
+    if mine is None:
+        return None
+    others = max((t for i, t in last.items() if i != attempt.instance), default=None)
+    return mine if others is not None and others - mine > SHUTDOWN_GRACE else None
 
 
 def _owner(attempts: Sequence[Attempt], failure: LogLine) -> Attempt | None:

@@ -53,6 +53,7 @@ CPU_BURN = "cpu-burn"
 SLOW_READS = "slow-reads"
 NEIGHBOURS_FAIL = "neighbours-fail"
 NEIGHBOURS_SPARED = "neighbours-spared"
+SHUTDOWN_DROPS_QUEUE = "shutdown-drops-queue"
 
 # Other users of the service (the local stack's neighbours): the two switches above pick them by id.
 NEIGHBOUR_PREFIX = "neighbour-"
@@ -66,6 +67,7 @@ JSON_LOGS = "json-logs"
 SLOW_START = "slow-start"
 LLM_LATENCY = "llm-latency"
 TRANSIENT_503 = "transient-503"
+SHUTDOWN_DRAINS = "shutdown-drains"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,11 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             FAULT,
             "the other faults spare users named 'neighbour-*': only the other users' requests fail",
         ),
+        SHUTDOWN_DROPS_QUEUE: Switch(
+            FAULT,
+            "on SIGTERM the process exits at once: consolidations queued or running in memory are lost, "
+            "and no line says so (as a container killed when traffic moves away or it scales in)",
+        ),
         ARCHIVED_BOOL: Switch(VARIANT, "'archived' is a JSON boolean instead of 0/1"),
         HARD_DELETE: Switch(VARIANT, "DELETE /api/threads/{id} removes the thread: 404 afterwards"),
         HEALTH_OK: Switch(VARIANT, "GET /health answers {'status': 'ok'} (the runbook's expectation)"),
@@ -191,6 +198,11 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
         ),
         TRANSIENT_503: Switch(
             VARIANT, "one request in VALUE answers 503 before it is processed", 20, "requests"
+        ),
+        SHUTDOWN_DRAINS: Switch(
+            VARIANT,
+            "on SIGTERM the queue finishes what it holds before the process exits, within Cloud Run's "
+            "10 s grace period ('Draining N queued tasks' line)",
         ),
     }
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,9 @@ from emergence_reference.tasks import TaskQueue, memory_handlers
 from emergence_reference.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
+
+# Cloud Run sends SIGKILL 10 s after SIGTERM; the drain leaves room for the rest of the shutdown.
+DRAIN_SECONDS = 7.0
 
 
 @dataclass
@@ -83,6 +88,10 @@ class Runtime:
         return cls(settings, store, vectors, preferences, queue, consolidator)
 
     async def start(self) -> None:
+        if self.faults.on(F.SHUTDOWN_DROPS_QUEUE):
+            # Installed after uvicorn's own handler (the lifespan runs inside its signal capture): the
+            # process ends at once, so whatever the queue holds is lost without a line.
+            signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
         self.store.open()
         await self.queue.start()
         # ChromaDB opens in the background: the server listens meanwhile, /healthz says when it is done.
@@ -98,7 +107,7 @@ class Runtime:
             self._ballast.stop()
         if self._burner is not None:
             self._burner.stop()
-        await self.queue.stop()
+        await self.queue.stop(DRAIN_SECONDS if self.faults.on(F.SHUTDOWN_DRAINS) else 0.0)
         if self._opening is not None:
             with contextlib.suppress(Exception):
                 await self._opening

@@ -2,7 +2,8 @@
 
 An ``asyncio.Queue`` drained by worker tasks started in the app's lifespan: the archive request returns
 at once and the consolidation happens afterwards. Like the public service's queue it is not durable: tasks
-still pending at shutdown are dropped (and counted in the log).
+still pending at shutdown are dropped (and counted in the log), unless ``stop`` is given time to drain
+them first (the ``shutdown-drains`` variant: Cloud Run leaves 10 s between SIGTERM and SIGKILL).
 """
 
 from __future__ import annotations
@@ -88,8 +89,17 @@ class TaskQueue:
             raise QueueNotRunningError("the task queue is not running")
         self._queue.put_nowait(task)
 
-    async def stop(self) -> None:
-        """Cancel the workers (a task in progress is interrupted) and drop what is still queued."""
+    async def stop(self, drain_seconds: float = 0.0) -> None:
+        """Cancel the workers (a task in progress is interrupted) and drop what is still queued; with
+        ``drain_seconds``, first let the workers finish what is queued for at most that long."""
+        if drain_seconds > 0 and self._workers:
+            logger.info(
+                "[MemoryTaskQueue] Draining %d queued tasks before shutdown (at most %gs)",
+                self._queue.qsize(),
+                drain_seconds,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), drain_seconds)
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.cancel()

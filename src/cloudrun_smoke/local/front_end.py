@@ -191,6 +191,8 @@ class FrontEnd:
         self.invoker_check: InvokerCheck | None = None  # set for a private service (IAM)
         self.metrics: MetricsRecorder | None = None  # records each answer for the Monitoring API
         self.error_burst: ErrorBurst | None = None  # stack:5xx-burst
+        # A revision with no instance running starts one for the request (None: answered 503).
+        self.cold_start: Callable[[str], Backend | None] | None = None
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
 
@@ -239,7 +241,7 @@ class FrontEnd:
             return None, None
         live = [b for b in self._backends(revision) if b.alive()]
         if not live:
-            return revision, None
+            return revision, self.cold_start(revision) if self.cold_start is not None else None
         with self._lock:
             counter = self._round_robin.setdefault(revision, itertools.count())
             return revision, live[next(counter) % len(live)]

@@ -11,6 +11,10 @@ With ``cpu_idle`` (Cloud Run's request-based billing: CPU "only allocated during
 container startup and shutdown), the group is frozen with SIGSTOP whenever no request is in flight once
 the instance listens, and thawed with SIGCONT when a request reaches it; SIGCONT always comes before
 SIGTERM, so a shutdown gets its grace period with CPU.
+
+Cloud Run's container runtime contract, "Instance shutdown"
+(https://cloud.google.com/run/docs/container-contract#instance-shutdown): an instance is sent SIGTERM and,
+if it has not exited 10 s later, SIGKILL (:data:`SHUTDOWN_GRACE_S`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cloudrun_smoke.local.watchdog import Watchdog
+
+SHUTDOWN_GRACE_S = 10.0  # Cloud Run: SIGKILL 10 s after SIGTERM
 
 LineSink = Callable[[str, str], None]
 ExitSink = Callable[["RevisionInstance", int], None]
@@ -121,10 +127,12 @@ class RevisionInstance:
         self._watchdog = watchdog
         self._on_exit = on_exit
         self._stopping = False
+        self._retiring = False
         self.cpu_idle = cpu_idle
         self._in_flight = 0
         self._frozen = False
         self._cpu_lock = threading.Lock()
+        self._last_active = time.monotonic()
 
     @property
     def url(self) -> str:
@@ -141,6 +149,20 @@ class RevisionInstance:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def stopping(self) -> bool:
+        """Told to stop (SIGTERM sent or about to be): no request may be routed to it any more."""
+        return self._stopping or self._retiring
+
+    def mark_stopping(self) -> None:
+        """About to be stopped: the front end routes nothing more to it (``stop`` sends the signals)."""
+        self._retiring = True
+
+    def idle_for(self) -> float:
+        """Seconds since its last request ended; 0 while one is in flight."""
+        with self._cpu_lock:
+            return 0.0 if self._in_flight else time.monotonic() - self._last_active
 
     def tail(self) -> list[str]:
         return list(self._tail)
@@ -189,6 +211,7 @@ class RevisionInstance:
         finally:
             with self._cpu_lock:
                 self._in_flight -= 1
+                self._last_active = time.monotonic()
                 self._signal_cpu()
 
     def _signal_cpu(self) -> None:
@@ -254,7 +277,11 @@ class RevisionInstance:
         if process is None:
             return
         with self._cpu_lock:
-            self._stopping = True
+            already, self._stopping = self._stopping, True
             self._signal_cpu()  # a frozen group is thawed first: the grace period runs with CPU
+        if already:  # a second SIGTERM would cut the first one's grace short (uvicorn exits at once)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=SHUTDOWN_GRACE_S + grace)
+            return
         stop_group(process, grace)
         self._join_pumps()

@@ -4,6 +4,15 @@ The suite talks to it exactly as to Google: the Admin API and the Logging API th
 clients, the service over HTTP through a front end that routes by traffic split and tag and logs
 every request. Every process the stack starts ends with it, also when a test fails, the service
 crashes or the stack's own process is killed (a watchdog process answers for that case).
+
+Instances are shut down as Cloud Run shuts them down (container runtime contract, "Instance shutdown",
+https://cloud.google.com/run/docs/container-contract#instance-shutdown: SIGTERM, SIGKILL 10 s later):
+when a traffic change leaves their revision without traffic and without a tag, and, with
+``idle_timeout``, when they have served nothing for that long beyond the revision's ``min_instances``.
+A revision with no instance running (a tagged 0 % revision scaled in, a revision given traffic again)
+starts one on its next request, as Cloud Run starts an instance on request ("Testing, traffic migration
+and rollbacks", https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration: a tagged revision
+at 0 % is reachable through its tag URL).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -37,13 +47,23 @@ from cloudrun_smoke.local.metrics import (
 from cloudrun_smoke.local.monitoring_api import MonitoringApi, MonitoringApiServer
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
-from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
+from cloudrun_smoke.local.runner import SHUTDOWN_GRACE_S, RevisionInstance, RevisionStartError
 from cloudrun_smoke.local.shared_state import SharedState
 from cloudrun_smoke.local.watchdog import Watchdog
 from cloudrun_smoke.monitoring import MIN_ALIGNMENT_PERIOD_S
 from cloudrun_smoke.timeutil import utcnow
 
 ExitHook = Callable[[str, RevisionInstance, int], None]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """An instance the stack shut down (SIGTERM, SIGKILL after the grace period), and why."""
+
+    revision: str
+    instance_id: str
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,10 @@ class LocalStackConfig:
     invokers: tuple[str, ...] | None = None  # identities holding roles/run.invoker; None: any identity
     custom_audiences: tuple[str, ...] = ()  # the service's customAudiences, accepted beside its URL
     shared_state: bool = False  # one Chroma server and one SQLite file for every instance (see SharedState)
+    idle_timeout: float = (
+        0.0  # seconds without a request before an instance beyond min_instances stops; 0: never
+    )
+    shutdown_grace: float = SHUTDOWN_GRACE_S  # SIGTERM to SIGKILL when the stack shuts an instance down
 
 
 class LocalStack:
@@ -114,6 +138,12 @@ class LocalStack:
         self.shared_state: SharedState | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._revision_counter = 0
+        self._commands: dict[str, str] = {}  # revision -> its command, for instances started on request
+        self.shutdowns: list[Shutdown] = []  # instances shut down by a traffic change or scale-in
+        self._stoppers: list[threading.Thread] = []
+        self._scale_lock = threading.Lock()  # one instance started or stopped at a time
+        self._scaler_stop = threading.Event()
+        self._scaler: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -137,6 +167,7 @@ class LocalStack:
             self._servers.append(run_api.serve())
             self.state.add(self.service)
             self._front_end = FrontEnd(self.state, self.service, self._backends_of, self.logging).start()
+            self._front_end.cold_start = self._start_on_request
             self.service.uri = self._front_end.url
             if self.config.require_invoker:
                 # The service's URL and its custom audiences, on every URL (tag URLs too).
@@ -158,11 +189,18 @@ class LocalStack:
             )
             self._monitoring = MonitoringApiServer(api).start()
             self._sampler.start()
+            if cfg.idle_timeout > 0:
+                self._scaler = threading.Thread(target=self._scale_in_idle, daemon=True, name="scale-in")
+                self._scaler.start()
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
+        self._scaler_stop.set()
+        if self._scaler is not None:
+            self._scaler.join(timeout=5)
+            self._scaler = None
         self._sampler.stop()
         if self._monitoring is not None:
             self._monitoring.stop()
@@ -174,7 +212,7 @@ class LocalStack:
         stoppers = [threading.Thread(target=i.stop, daemon=True) for i in self.instances]
         for stopper in stoppers:
             stopper.start()
-        for stopper in stoppers:
+        for stopper in [*stoppers, *self._stoppers]:
             stopper.join(timeout=15)
         if self.shared_state is not None:  # after the instances: their shutdown may still write
             self.shared_state.stop()
@@ -259,6 +297,7 @@ class LocalStack:
         if self.shared_state is not None:  # declared on the revision, as production sets them
             spec = replace(spec, env={**spec.env, **self.shared_state.env()})
         revision = Revision(self._revision_name(), spec)
+        self._commands[revision.name] = command
         with self.state.lock:
             self.service.revisions.append(revision)
             self.service.generation += 1
@@ -289,6 +328,8 @@ class LocalStack:
             revision.url = self._instances_by_revision[revision.name][0].url
             self.service.update_time = utcnow()
             self._sync_tags()
+            if traffic:
+                self._retire_unrouted()
         return revision
 
     def deploy_candidate(
@@ -324,6 +365,74 @@ class LocalStack:
         service.traffic = targets
         service.update_time = utcnow()
         self._sync_tags()
+        self._retire_unrouted()
+
+    # -- instances shut down and started on request -----------------------------------------------------
+    def _retire_unrouted(self) -> None:
+        """Shut down the instances of every revision left without traffic and without a tag (call with
+        the state's lock held: the shutdowns run in their own threads)."""
+        routed = {t.revision for t in self.service.resolved_traffic() if t.revision and (t.percent or t.tag)}
+        for revision, instances in list(self._instances_by_revision.items()):
+            if revision in routed:
+                continue
+            for instance in instances:
+                self._shut_down(revision, instance, "its revision no longer receives traffic and has no tag")
+
+    def _shut_down(self, revision: str, instance: RevisionInstance, reason: str) -> None:
+        """SIGTERM now, SIGKILL after the grace period, in a thread of its own; noted in ``shutdowns``."""
+        if not instance.alive() or instance.stopping:
+            return
+        instance.mark_stopping()  # routed no more from now on
+        self.shutdowns.append(Shutdown(revision, instance.instance_id, reason, utcnow()))
+        grace = self.config.shutdown_grace
+        stopper = threading.Thread(
+            target=instance.stop, args=(grace,), daemon=True, name=f"shutdown-{instance.pid}"
+        )
+        self._stoppers.append(stopper)
+        stopper.start()
+
+    def _start_on_request(self, revision_name: str) -> Backend | None:
+        """A request reached a ready revision with no instance running: start one, as Cloud Run does."""
+        with self._scale_lock:
+            live = [b for b in self._backends_of(revision_name) if b.alive()]
+            if live:
+                return live[0]
+            with self.state.lock:
+                revision = self.service.find_revision(revision_name)
+                ready = revision is not None and revision.ready
+            command = self._commands.get(revision_name)
+            instances = self._instances_by_revision.get(revision_name, [])
+            # After a crash the stack keeps answering 503 (its exit is in the system log): only a
+            # revision whose instances the stack itself shut down starts one again.
+            crashed = any(not i.alive() and not i.stopping for i in instances)
+            if revision is None or not ready or command is None or crashed:
+                return None
+            index = len(instances)
+            try:
+                self._start_instance(command, revision.spec, revision, index)
+            except RevisionStartError:
+                return None
+            return self._backends_of(revision_name)[-1]
+
+    def _scale_in_idle(self) -> None:
+        """Every instance idle for ``idle_timeout`` is shut down, down to its revision's ``min_instances``."""
+        timeout = self.config.idle_timeout
+        while not self._scaler_stop.wait(min(1.0, timeout / 4)):
+            with self.state.lock:
+                floors = {r.name: r.spec.min_instances for r in self.service.revisions}
+            for revision, instances in list(self._instances_by_revision.items()):
+                with self._scale_lock:
+                    live = [i for i in instances if i.alive() and not i.stopping]
+                    idle = sorted(
+                        (i for i in live if i.idle_for() >= timeout), key=lambda i: i.idle_for(), reverse=True
+                    )
+                    keep = floors.get(revision, 0)
+                    for instance in idle[: max(0, len(live) - keep)]:
+                        self._shut_down(
+                            revision,
+                            instance,
+                            f"idle for {timeout:g} s: scaled in (min_instances {keep})",
+                        )
 
     def _sync_tags(self) -> None:
         if self._front_end is not None:
@@ -364,7 +473,13 @@ class LocalStack:
         self._instances_by_revision.setdefault(revision.name, []).append(instance)
         instance.start(cfg.startup_timeout)
         self._backends.setdefault(revision.name, []).append(
-            Backend(revision.name, instance_id, instance.port, instance.alive, instance.serving)
+            Backend(
+                revision.name,
+                instance_id,
+                instance.port,
+                lambda: instance.alive() and not instance.stopping,
+                instance.serving,
+            )
         )
 
     def _instance_exited(self, resource: RevisionResource, instance: RevisionInstance, code: int) -> None:
@@ -398,7 +513,8 @@ class LocalStack:
         cfg, faults = self.config, self.stack_faults
         spec = _faulted_spec(cfg.spec, faults)
         previous = self.deploy(cfg.service_cmd, spec, instances=1) if F.TRAFFIC_SPLIT in faults else None
-        current = self.deploy(cfg.service_cmd, spec)
+        # With a previous revision, the split is set at once: it never goes without traffic meanwhile.
+        current = self.deploy(cfg.service_cmd, spec, traffic=previous is None)
         if previous is not None:
             self.set_traffic([TrafficTarget(current.name, 90), TrafficTarget(previous.name, 10)])
         if F.REVISION_NOT_READY in faults:
@@ -477,5 +593,6 @@ def stack_for(env: Environment) -> LocalStack:
             min_alignment_period=settings.min_alignment_period,
             metric_delay=settings.metric_delay,
             shared_state=settings.shared_state,
+            idle_timeout=settings.idle_timeout,
         )
     )

@@ -1,0 +1,101 @@
+"""A rollout during a window: traffic moves to a new revision while consolidations are queued on the old
+one, whose instance Cloud Run then shuts down (SIGTERM, SIGKILL 10 s later: container runtime contract,
+"Instance shutdown", https://cloud.google.com/run/docs/container-contract#instance-shutdown).
+
+Read back as the window checks read it (the real Logging client, the window's filter, the consolidation
+figures): with a service that drops its queue on SIGTERM the queued threads are lost, named with the
+instance; with one that drains its queue in the grace period nothing is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from cloudrun_smoke.consolidations import SHUTDOWN_GRACE, ConsolidationStats, consolidation_stats
+from cloudrun_smoke.google_clients import reading_client_class
+from cloudrun_smoke.local.run_model import TrafficTarget
+from cloudrun_smoke.local.stack import LocalStack
+from cloudrun_smoke.logs import LogLine
+from cloudrun_smoke.patterns import CATALOGUE
+from cloudrun_smoke.timeutil import utcnow
+from cloudrun_smoke.waiting import wait_until
+from cloudrun_smoke.window import Window
+from cloudrun_smoke.window_logs import ReadBudget, WindowLogReader
+from test_reference_stack import HEADERS, PROJECT, archive_through_front_end, stack_config
+
+# One worker, 2 s before each consolidation starts: three archives keep the queue busy for 6 s.
+COMMAND = "python -m emergence_reference --workers 1"
+QUEUED = 3
+
+
+def window_stats(stack: LocalStack, start: datetime) -> tuple[ConsolidationStats, list[LogLine]]:
+    client = reading_client_class()(
+        project=PROJECT,
+        credentials=AnonymousCredentials(),
+        _use_grpc=False,
+        client_options={"api_endpoint": stack.logging_api_endpoint},
+    )
+    end = utcnow()
+    cfg = stack.config
+    reader = WindowLogReader(
+        client,
+        project=PROJECT,
+        service=cfg.service,
+        region=cfg.region,
+        revision="",
+        window=Window(start, end, "the rollout"),
+        max_pages=10,
+        budget=ReadBudget(600),
+    )
+    read = reader.app_lines(CATALOGUE)
+    return consolidation_stats(read.items, CATALOGUE, end=end, grace=300.0), read.items
+
+
+def after_the_grace_period(stack: LocalStack, start: datetime, old: str) -> ConsolidationStats:
+    """Archive on the new revision until its lines come more than the grace period after the old
+    instance's last one; then the window's figures."""
+
+    def probe() -> ConsolidationStats | None:
+        archive_through_front_end(stack, "Kubernetes après le déploiement")
+        stats, lines = window_stats(stack, start)
+        mine = max((line.timestamp for line in lines if line.instance_id == old), default=None)
+        others = max((line.timestamp for line in lines if line.instance_id != old), default=None)
+        return stats if mine and others and others - mine > SHUTDOWN_GRACE + timedelta(seconds=1) else None
+
+    return wait_until(probe, timeout=60, what="the new revision's lines past the grace period", interval=1)
+
+
+@pytest.mark.parametrize("variant", ["shutdown-drops-queue", "shutdown-drains"])
+def test_a_rollout_during_the_window(variant: str) -> None:
+    cfg = stack_config("queue-slow=2", variant)
+    with LocalStack(replace(cfg, service_cmd=COMMAND)) as stack:
+        start = utcnow()
+        first = stack.serving_revision
+        assert first is not None
+        old = stack.instances_of(first)[0]
+        second = stack.deploy_candidate(COMMAND, "next").name
+        wait_until(
+            lambda: httpx.get(f"{stack.tag_url('next')}/healthz", headers=HEADERS).status_code == 200 or None,
+            timeout=30,
+            what="the new revision ready",
+        )
+        queued = [archive_through_front_end(stack, f"Kubernetes numéro {i}") for i in range(QUEUED)]
+        stack.set_traffic([TrafficTarget(second, 100)])  # the rollout: the old revision loses its traffic
+        stats = after_the_grace_period(stack, start, old.instance_id)
+        assert [s.instance_id for s in stack.shutdowns] == [old.instance_id]
+    lost = [a.thread_id for a in stats.lost_with_instance]
+    if variant == "shutdown-drops-queue":
+        assert lost and set(lost) <= set(queued), stats.attempts
+        assert {a.instance for a in stats.lost_with_instance} == {old.instance_id}
+        message = stats.shutdown_losses()
+        assert f"instance {old.instance_id} logged nothing after" in message
+        assert all(t in message for t in lost) and "SIGTERM" in message
+        assert stats.failed >= len(lost)
+    else:
+        assert (lost, stats.lost) == ([], 0)
+        assert set(queued) <= stats.consolidated_threads
