@@ -191,3 +191,17 @@ def test_a_thread_on_an_instance_quiet_for_less_than_the_grace_period_stays_pend
         enqueued(578, "queued", "old"), enqueued(580, "x", "new"), consolidated(587, "x", instance="new")
     )
     assert (s.lost, s.pending, s.shutdown_losses()) == (0, 1, "")
+
+
+def test_a_quiet_instance_of_a_revision_that_still_serves_is_pending_not_lost() -> None:
+    """Silence alone proves no shutdown: an instance of a revision with traffic (or a tag) may be waiting
+    on an LLM or starved of CPU between requests. Its thread keeps the grace period."""
+    lines = (
+        enqueued(578, "queued", "quiet"),
+        enqueued(580, "x", "busy"),
+        consolidated(591, "x", instance="busy"),  # 13 s after the quiet instance's last line
+    )
+    serving = consolidation_stats(list(lines), CATALOGUE, end=END, grace=300.0, still_serving={"r"})
+    assert (serving.lost, serving.pending, serving.shutdown_losses()) == (0, 1, "")
+    moved_away = consolidation_stats(list(lines), CATALOGUE, end=END, grace=300.0, still_serving={"other"})
+    assert (moved_away.lost, moved_away.pending) == (1, 0)

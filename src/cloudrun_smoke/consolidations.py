@@ -13,12 +13,14 @@ stops an instance whose revision loses its traffic, or that scales in, with SIGT
 (container runtime contract, "Instance shutdown"), and what its in-memory queue held is gone. Cloud Run
 documents no log entry for that shutdown, so it is read from the lines themselves: the instance logged
 nothing after its last line while other instances logged for more than the grace period
-(:data:`SHUTDOWN_GRACE`) beyond it.
+(:data:`SHUTDOWN_GRACE`) beyond it. Silence alone does not prove a shutdown (a quiet instance may be
+waiting on an LLM, or starved of CPU between requests), so the rule applies only to revisions that no
+longer serve: those in ``still_serving`` (traffic or a tag, from discovery) keep the grace period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,6 +41,7 @@ class Attempt:
     error_at: datetime | None = None  # a failure line attributed to it
     task_failed: bool = False
     instance_silent_from: datetime | None = None  # lost with its instance: the instance's last line
+    revision: str = ""  # of the enqueue line
 
     @property
     def failed(self) -> bool:
@@ -125,7 +128,12 @@ def _same_instance(a: str, b: str) -> bool:
 
 
 def consolidation_stats(
-    lines: Sequence[LogLine], catalogue: Mapping[str, LogPattern], *, end: datetime, grace: float
+    lines: Sequence[LogLine],
+    catalogue: Mapping[str, LogPattern],
+    *,
+    end: datetime,
+    grace: float,
+    still_serving: Collection[str] = (),
 ) -> ConsolidationStats:
     """The figures of ``lines`` (any order) as of ``end``: see the module's docstring for the rules."""
     stats = ConsolidationStats()
@@ -138,7 +146,7 @@ def consolidation_stats(
     p = catalogue
     for line in sorted(lines, key=lambda x: (x.timestamp, x.insert_id)):
         if (f := _fields(p["archive.enqueued"], line)) is not None:
-            attempt = Attempt(f["thread_id"], line.instance_id, line.timestamp)
+            attempt = Attempt(f["thread_id"], line.instance_id, line.timestamp, revision=line.revision)
             by_thread.setdefault(attempt.thread_id, []).append(attempt)
             stats.attempts.append(attempt)
         elif _fields(p["archive.enqueue_failed"], line) is not None:
@@ -179,7 +187,7 @@ def consolidation_stats(
             continue
         if attempt.finished_at is not None:
             stats.consolidated_threads.add(attempt.thread_id)
-        elif (stopped := _stopped_since(attempt, silent_from)) is not None:
+        elif attempt.revision not in still_serving and (stopped := _stopped_since(attempt, silent_from)):
             attempt.instance_silent_from = stopped
             stats.lost += 1
         elif (end - attempt.enqueued_at).total_seconds() > grace:

@@ -237,8 +237,11 @@ def smoke_metrics(
 class LogFigures:
     """The window's two log reads, each done once and shared by the checks that use it."""
 
-    def __init__(self, reader: WindowLogReader, env: Environment, state: WindowState) -> None:
+    def __init__(
+        self, reader: WindowLogReader, env: Environment, state: WindowState, still_serving: frozenset[str]
+    ) -> None:
         self.reader = reader
+        self._still_serving = still_serving  # revisions whose instances may still run: traffic or a tag
         self._env = env
         self._state = state
         self._catalogue = catalogue_with(env.patterns)
@@ -258,6 +261,7 @@ class LogFigures:
                 self._catalogue,
                 end=self.reader.window.end,
                 grace=self._env.window.pending_grace_s,
+                still_serving=self._still_serving,
             )
             self._app = (read, stats)
         return self._app
@@ -302,4 +306,5 @@ def smoke_window_logs(
     )
     state = request.config.stash[STATE_KEY]
     state.logs = reader
-    return LogFigures(reader, smoke_env, state)
+    still_serving = frozenset(t.revision for t in smoke_target.traffic if t.revision and (t.percent or t.tag))
+    return LogFigures(reader, smoke_env, state, still_serving)
