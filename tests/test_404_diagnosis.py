@@ -10,19 +10,16 @@ watcher's pacer and count as its reads, like its own polls.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
 
-import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from cloudrun_smoke.config import Environment
 from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.instances import diagnose_404
 from cloudrun_smoke.local.json_api import JsonApiServer
-from cloudrun_smoke.local.log_store import LogStore
-from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
+from cloudrun_smoke.local.logging_api import LoggingApi, ShortPages
 from cloudrun_smoke.logs import CloudLoggingSource, LogWatcher
 from cloudrun_smoke.read_pacing import ReadPacer
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
@@ -32,14 +29,6 @@ SERVICE = "svc"
 ENV = Environment(name="test", source="test", project=PROJECT, region="europe-west1", service=SERVICE)
 THREAD = "thread-0042"
 TRACE = "0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[LoggingApi, JsonApiServer]]:
-    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
-    server = JsonApiServer("logging", api.routes()).start()
-    yield api, server
-    server.stop()
 
 
 def client_for(server: JsonApiServer) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
 
@@ -14,7 +13,6 @@ from google.auth.credentials import AnonymousCredentials
 
 from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
-from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
 from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogWatcher, throttle_backoff
 from cloudrun_smoke.read_pacing import ReadPacer
@@ -23,14 +21,6 @@ from cloudrun_smoke.waiting import wait_until
 
 PROJECT = "watcher-test"
 BASE_FILTER = 'resource.type="cloud_run_revision" AND resource.labels.service_name="svc"'
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[LoggingApi, JsonApiServer]]:
-    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
-    server = JsonApiServer("logging", api.routes()).start()
-    yield api, server
-    server.stop()
 
 
 def watcher_for(server: JsonApiServer, budget: int = 240, **kwargs: object) -> LogWatcher:

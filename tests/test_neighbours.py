@@ -20,8 +20,7 @@ from google.auth.credentials import AnonymousCredentials
 from cloudrun_smoke.config import ConfigError, load_config
 from cloudrun_smoke.google_clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
-from cloudrun_smoke.local.log_store import LogStore
-from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from cloudrun_smoke.local.logging_api import LoggingApi
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.local.traffic import Neighbours, TrafficError
 from cloudrun_smoke.logs import CloudLoggingSource, LogExpectationFailed, LogMatch, LogWatcher, names_nobody
@@ -39,14 +38,6 @@ TASK_FAILED = f"{PREFIX} ERROR [tasks] Task consolidate_thread failed: Expecting
 ENQUEUE_FAILED = f"{PREFIX} WARNING [threads] [Thread Archiving] Failed to enqueue consolidation: queue full"
 SAVED = f"{PREFIX} INFO [prefs] 2 préférences/intentions vectorisées."
 ENQUEUED = f"{PREFIX} INFO [threads] [Thread Archiving] Consolidation enqueued for thread {{}}"
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[LoggingApi, JsonApiServer]]:
-    api = LoggingApi(LogStore(), Ingestion(delay=0.0), ReadQuota(per_minute=None))
-    server = JsonApiServer("logging", api.routes()).start()
-    yield api, server
-    server.stop()
 
 
 @pytest.fixture
