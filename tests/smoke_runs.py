@@ -27,6 +27,19 @@ def smoke_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "smoke/", "-p", "no:cacheprovider", *args]
 
 
+# Python keeps SIGINT ignored when it starts with it ignored, as a job put in the background by a
+# non-interactive shell does (a CI runner's). A Ctrl-C test starts the suite as a terminal would.
+INTERACTIVE = (
+    "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.exit(pytest.console_main())"
+)
+
+
+def interactive_smoke_argv(*args: str) -> list[str]:
+    """:func:`smoke_argv` with Ctrl-C raising KeyboardInterrupt, whatever this process inherited."""
+    return [sys.executable, "-c", INTERACTIVE, "smoke/", "-p", "no:cacheprovider", *args]
+
+
 def clean_environ(*prefixes: str) -> dict[str, str]:
     """This process's environment without the suite's own settings (and any other ``prefixes``)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("SMOKE_", *prefixes))}

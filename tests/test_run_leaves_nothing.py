@@ -36,7 +36,14 @@ from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.users import SmokeUser, clean_up
 from cloudrun_smoke.waiting import wait_until
 from emergence_reference.store import DB_FILENAME
-from smoke_runs import MARKER_VAR, ROOT, clean_environ, processes_with_marker, run_smoke, smoke_argv
+from smoke_runs import (
+    MARKER_VAR,
+    ROOT,
+    clean_environ,
+    interactive_smoke_argv,
+    processes_with_marker,
+    run_smoke,
+)
 
 REFERENCE = f"{sys.executable} -m emergence_reference"
 ENQUEUED = "Consolidation enqueued for thread "
@@ -169,7 +176,9 @@ def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, t
             # Not the SLO checks: with every consolidation 2 s late on a busy machine they fail and
             # the run can reach its teardown (where a first Ctrl-C waits for the queue) before the
             # signal lands; this test is about Ctrl-C, not about queue time.
-            smoke_argv("--env", "local", f"--smoke-report={report}", "--deselect", "smoke/test_slo.py"),
+            interactive_smoke_argv(
+                "--env", "local", f"--smoke-report={report}", "--deselect", "smoke/test_slo.py"
+            ),
             cwd=ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -205,8 +214,9 @@ def test_ctrl_c_mid_run_stops_promptly_and_leaves_nothing(slow_queue: Service, t
 
 
 def in_a_fresh_interpreter(script: str) -> str:
-    """Run a signal test in its own process: SIGINT's handler belongs to the process, and a test that
-    shares a worker with others must not depend on what they left installed."""
+    """Run a signal test in its own process: SIGINT's handler belongs to the process, and a test must
+    depend neither on what other tests of its worker left installed nor on an ignored SIGINT inherited
+    from a CI runner (the script installs Python's default handler first)."""
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
     )
@@ -220,6 +230,7 @@ def test_ctrl_c_during_a_creation_is_held_until_the_creation_ends() -> None:
         """
         import signal
         from cloudrun_smoke import interrupts
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts Python
         before = signal.getsignal(signal.SIGINT)
         ended = []
         try:
@@ -240,6 +251,7 @@ def test_a_second_ctrl_c_is_not_held() -> None:
         """
         import signal
         from cloudrun_smoke import interrupts
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts Python
         reached = []
         try:
             with interrupts.deferred():
