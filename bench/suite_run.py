@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cloudrun_smoke.report import percentile
+from cloudrun_smoke.report.verdict import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke import cpu_allocation
-from cloudrun_smoke.config import Environment
-from cloudrun_smoke.discovery import Target
-from cloudrun_smoke.report import Figure, Figures
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp import cpu_allocation
+from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.report.verdict import Figure, Figures
 
 # Read-only and quick: part of the on-call subset.
 pytestmark = pytest.mark.oncall
@@ -149,7 +149,7 @@ def test_cpu_allocation_suits_the_in_process_queue(
     smoke_target: Target, smoke_env: Environment, smoke_figures: Figures
 ) -> None:
     """Always reported (figure cpu_idle: 1 = CPU only during requests); judged against
-    ``[env.NAME.expect] cpu_idle`` when set. See cloudrun_smoke.cpu_allocation for Google's sources."""
+    ``[env.NAME.expect] cpu_idle`` when set. See cloudrun_smoke.gcp.cpu_allocation for Google's sources."""
     t, expected = smoke_target, smoke_env.expect.cpu_idle
     if t.cpu_idle is None:
         pytest.skip(f"revision {t.revision or '(none)'} has no container to read cpu_idle from")

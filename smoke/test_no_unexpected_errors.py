@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from cloudrun_smoke.config import Environment
-from cloudrun_smoke.logs import LogMatch, LogWatcher, Unattributed, names_nobody
-from cloudrun_smoke.patterns import FAILURE_PATTERNS
-from cloudrun_smoke.run import SmokeRun
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.logs.patterns import FAILURE_PATTERNS
+from cloudrun_smoke.logs.watcher import LogMatch, LogWatcher, Unattributed, names_nobody
+from cloudrun_smoke.service.run import SmokeRun
 
 pytestmark = pytest.mark.run_verdict
 

@@ -12,11 +12,12 @@ import contextlib
 
 import pytest
 
-from cloudrun_smoke import contract, cpu_allocation
-from cloudrun_smoke.config import Environment
-from cloudrun_smoke.discovery import Target
-from cloudrun_smoke.logs import LogExpectationFailed
-from cloudrun_smoke.plugin import LOGGING_CLIENT_KEY
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp import cpu_allocation
+from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.logs.watcher import LogExpectationFailed
+from cloudrun_smoke.plugin.main import LOGGING_CLIENT_KEY
+from cloudrun_smoke.service import contract
 from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from runbook import TOPIC, ArchivedThread

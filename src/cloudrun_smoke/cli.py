@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cloudrun_smoke.local import up
 
     up.register(local_commands)
-    from cloudrun_smoke import rollback
+    from cloudrun_smoke.release import rollback
 
     rollback.register(commands)
     return parser

@@ -5,10 +5,8 @@ and the 404 diagnosis; (b) the emulator's entries and pages for the same situati
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,26 +14,27 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from shapes import assert_same_shape, load
 
-from cloudrun_smoke.config import Environment
-from cloudrun_smoke.google_clients import logging_client
-from cloudrun_smoke.instances import _served
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp.clients import logging_client
 from cloudrun_smoke.local.json_api import ApiError, JsonApiServer, Request, route
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
-from cloudrun_smoke.logs import CloudLoggingSource
-from cloudrun_smoke.patterns import pattern
+from cloudrun_smoke.logs.diagnosis import _served
+from cloudrun_smoke.logs.patterns import pattern
+from cloudrun_smoke.logs.watcher import CloudLoggingSource
 from cloudrun_smoke.waiting import wait_until
-from cloudrun_smoke.window import Window
-from cloudrun_smoke.window_logs import ReadBudget, WindowLogReader
+from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
+from cloudrun_smoke.window.period import Window
+from helpers.paths import TINY
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
 REVISION = f"{SERVICE}-00042-xoq"
 THREAD = "5f2c9a7e-1b3d-4e6f-8a0c-2d4f6b8e0a1c"
 INSTANCE = load("log_entry_request").payload["labels"]["instanceId"]
-TINY = f"{sys.executable} {Path(__file__).parent.parent / 'services' / 'tiny_service.py'}"
+
 PAGES = ("entries_list_page_with_token", "entries_list_page_empty_with_token", "entries_list_page_last")
 
 

@@ -23,7 +23,7 @@ from shapes import assert_same_shape, load
 from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
 from cloudrun_smoke.local.metrics import InstanceCountSample, MetricsRecorder, UtilizationSample
 from cloudrun_smoke.local.monitoring_api import MonitoringApi, MonitoringApiServer
-from cloudrun_smoke.monitoring import (
+from cloudrun_smoke.window.monitoring import (
     CPU_UTILIZATIONS,
     INSTANCE_COUNT,
     MEMORY_UTILIZATIONS,
@@ -32,7 +32,7 @@ from cloudrun_smoke.monitoring import (
     MetricReader,
     Scope,
 )
-from cloudrun_smoke.window import Window
+from cloudrun_smoke.window.period import Window
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
 REVISION = f"{SERVICE}-00042-xoq"

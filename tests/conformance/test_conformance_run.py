@@ -14,13 +14,19 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 from shapes import Fixture, assert_same_shape, load
 
-from cloudrun_smoke.config import Environment
-from cloudrun_smoke.discovery import discover
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp.discovery import discover
+from cloudrun_smoke.gcp.traffic import is_ready
 from cloudrun_smoke.local.json_api import JsonApiServer, Request, route
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
-from cloudrun_smoke.rollback import RevisionInfo, RollbackPlan, RollbackRefused, apply_rollback, plan_rollback
-from cloudrun_smoke.traffic import is_ready
+from cloudrun_smoke.release.rollback import (
+    RevisionInfo,
+    RollbackPlan,
+    RollbackRefused,
+    apply_rollback,
+    plan_rollback,
+)
 from cloudrun_smoke.waiting import wait_until
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"

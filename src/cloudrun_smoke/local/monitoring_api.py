@@ -25,7 +25,7 @@ from google.cloud import monitoring_v3
 from cloudrun_smoke.local.distribution import Distribution
 from cloudrun_smoke.local.monitoring_eval import Descriptor, Observed, Query, QueryError, Series, evaluate
 from cloudrun_smoke.local.monitoring_filter import FilterError, parse_filter
-from cloudrun_smoke.monitoring import MIN_ALIGNMENT_PERIOD_S
+from cloudrun_smoke.window.monitoring import MIN_ALIGNMENT_PERIOD_S
 
 SERVICE = "google.monitoring.v3.MetricService"
 MAX_PAGE_SIZE = 100_000  # Google's effective page size when none or a larger one is asked for

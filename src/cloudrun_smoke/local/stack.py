@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from cloudrun_smoke.config import Environment
+from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
 from cloudrun_smoke.local.front_end import Backend, ErrorBurst, FrontEnd
@@ -50,8 +50,8 @@ from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Ser
 from cloudrun_smoke.local.runner import SHUTDOWN_GRACE_S, RevisionInstance, RevisionStartError
 from cloudrun_smoke.local.shared_state import SharedState
 from cloudrun_smoke.local.watchdog import Watchdog
-from cloudrun_smoke.monitoring import MIN_ALIGNMENT_PERIOD_S
 from cloudrun_smoke.timeutil import utcnow
+from cloudrun_smoke.window.monitoring import MIN_ALIGNMENT_PERIOD_S
 
 ExitHook = Callable[[str, RevisionInstance, int], None]
 

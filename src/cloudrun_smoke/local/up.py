@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cloudrun_smoke.config import load_config
+from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.errors import ConfigError, SmokeError
 from cloudrun_smoke.local.faults import STACK_FAULTS
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
@@ -160,7 +160,7 @@ def describe(stack: LocalStack) -> str:
         f"-d '{json.dumps({'resourceNames': [f'projects/{cfg.project}'], 'orderBy': 'timestamp desc'})}'",
         "  or read them with the Logging client:",
         "    from google.auth.credentials import AnonymousCredentials",
-        "    from cloudrun_smoke.google_clients import reading_client_class",
+        "    from cloudrun_smoke.gcp.clients import reading_client_class",
         f"    logs = reading_client_class()(project={cfg.project!r}, credentials=AnonymousCredentials(), "
         f"_use_grpc=False, client_options={{'api_endpoint': {stack.logging_api_endpoint!r}}})",
         "    for e in logs.list_entries(filter_='logName:\"run.googleapis.com%2Frequests\"'): "

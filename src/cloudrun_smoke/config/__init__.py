@@ -1,0 +1,1 @@
+"""Configuration: ``smoke.toml``, options and ``SMOKE_*`` variables, validated into one environment."""

@@ -1,0 +1,112 @@
+"""Per-instance state: why an object the run just created can answer 404.
+
+The public deployment keeps SQLite and Chroma inside each container; with several instances, two
+requests of one scenario can reach different ones. Cloud Run's request logs carry the instance id of
+each request, so a 404 on the run's own object is explained from them instead of reported bare.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.logs.pages import list_page
+from cloudrun_smoke.timeutil import format_rfc3339
+
+SHARED_STATE_FIX = (
+    "To share state between instances, set DATABASE_URL and CHROMA_HOST on the revision (runbook), "
+    "or deploy with --max-instances 1."
+)
+
+
+def request_log_filter(
+    env: Environment, object_id: str, creation_trace: str = "", since: datetime | None = None
+) -> str:
+    """``since`` bounds the search in time (the run's start): without a bound the client library adds
+    the last 24 hours, and a narrower search answers sooner."""
+    about = f'httpRequest.requestUrl:"{object_id}"'
+    if creation_trace:
+        about = f'({about} OR trace="projects/{env.project}/traces/{creation_trace}")'
+    when = f'timestamp>="{format_rfc3339(since)}"' if since is not None else ""
+    return (
+        'resource.type="cloud_run_revision" '
+        f'AND resource.labels.service_name="{env.service}" '
+        f'AND logName="projects/{env.project}/logs/run.googleapis.com%2Frequests" '
+        f"AND {about}" + (f" AND {when}" if when else "")
+    )
+
+
+Row = tuple[str, str, str, Any, str]  # instance, method, URL, status, trace
+
+
+def _served(client: Any, env: Environment, filter_: str, pay: Callable[[], bool]) -> tuple[list[Row], bool]:
+    """Every request log of ``filter_``, one paid page at a time; (rows, complete): incomplete when
+    the budget gave no turn before the diagnosis's deadline (a search may answer empty pages with a
+    token to continue, see :mod:`log_pages`)."""
+    rows: list[Row] = []
+    loggers: dict[str, Any] = {}
+    token: str | None = None
+    while True:
+        if not pay():
+            return rows, False
+        page = list_page(client, env.project, filter_, page_size=200, token=token, loggers=loggers)
+        for entry in page.entries:
+            request = entry.http_request or {}
+            rows.append(
+                (
+                    (entry.labels or {}).get("instanceId", "?"),
+                    request.get("requestMethod", "?"),
+                    request.get("requestUrl", "?"),
+                    request.get("status", "?"),
+                    entry.trace or "",
+                )
+            )
+        token = page.next_token
+        if token is None:
+            return rows, True
+
+
+def diagnose_404(
+    client: Any,
+    env: Environment,
+    object_id: str,
+    creation_trace: str = "",
+    wait: float = 10.0,
+    *,
+    pay_for_read: Callable[[float], bool],
+    since: datetime | None = None,
+) -> str:
+    """Which instances served the requests about ``object_id``; empty when the logs cannot tell.
+
+    Request logs are ingested late like any entry: read again (a few reads, on failure only) until the
+    creating request and the 404 are both visible or ``wait`` seconds passed. Every page is paid from
+    the run's read budget (``pay_for_read(until)``, the log watcher's), like the watcher's own polls.
+    """
+    filter_ = request_log_filter(env, object_id, creation_trace, since)
+    deadline = time.monotonic() + wait
+    rows: list[Row] = []
+    while True:
+        try:
+            found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
+        except Exception as e:  # a diagnosis must never hide the failure it explains
+            return f"(request logs unavailable: {type(e).__name__})"
+        rows = found if searched or not rows else rows  # a search cut short keeps the last whole one
+        complete = any(r[3] == 404 for r in rows) and (
+            not creation_trace or any(r[4].endswith(creation_trace) for r in rows)
+        )
+        if complete or not searched or time.monotonic() >= deadline:
+            break
+    instances = sorted({r[0] for r in rows})
+    if len(instances) < 2:
+        return ""
+    listed = "\n".join(
+        f"    {method} {url} → {status} on instance {inst[:16]}" for inst, method, url, status, _ in rows
+    )
+    return (
+        f"{object_id} was created by this run, but its requests reached {len(instances)} different instances, "
+        "each with its own state (SQLite and Chroma live inside the container): the 404 may come from an "
+        f"instance that never saw it.\n{listed}\n{SHARED_STATE_FIX}"
+    )

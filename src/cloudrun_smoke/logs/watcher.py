@@ -1,0 +1,664 @@
+"""LogWatcher: one poller of Cloud Logging for the whole run, that tests wait on.
+
+Entries become visible seconds after their timestamp and out of order, so a poll of
+``timestamp > last seen`` loses lines. Every poll re-reads from a lookback longer than the ingestion
+lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test asked still count.
+The poller reads only while someone waits, and never faster than the read budget allows (the real
+project quota is 60 read requests per minute, shared with everyone reading the project's logs; see
+:mod:`read_pacing`). A read is one page: a poll that takes three pages pays three times, each page
+when it is sent, and new lines count as soon as their page arrives.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from cloudrun_smoke.logs.pacing import ReadPacer
+from cloudrun_smoke.logs.pages import list_page
+from cloudrun_smoke.logs.patterns import FAILURES_FOR, SUBJECT_FIELDS, LogPattern, pattern
+from cloudrun_smoke.report.excerpt import one_line
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+
+_TEXT_LEVEL = re.compile(r"\b(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    insert_id: str
+    timestamp: datetime
+    receive_timestamp: datetime | None
+    severity: str
+    text: str
+    log_name: str
+    revision: str = ""
+    instance_id: str = ""
+    seen_at: float = 0.0  # wall clock when this run first saw it
+
+    def short(self) -> str:
+        """The line for a diagnosis: one line, bounded, control characters escaped (a service logs anything)."""
+        return f"{format_rfc3339(self.timestamp)} {self.severity:<7} {one_line(self.text, 240)}"
+
+
+@dataclass(frozen=True)
+class LogMatch:
+    pattern: str
+    line: LogLine
+    fields: Mapping[str, str]
+
+
+class LogSource(Protocol):
+    """Where lines come from, one page (one request) at a time: the lines of the page of ``filter_``
+    that ``token`` designates (None: the first), and the token of the next page (None: the last)."""
+
+    def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]: ...
+
+
+UNCONFIRMED = "attributed by time, unconfirmed"
+
+
+def names_nobody(match: LogMatch) -> bool:
+    """A line that names no thread and no user: in production it may be another user's."""
+    return not any(k in match.fields for k in SUBJECT_FIELDS)
+
+
+@dataclass(frozen=True)
+class Unattributed:
+    """A line that names nobody, reported beside the verdict: a failure line that fell inside the run's
+    window (never counted against the run on its own), or a line that satisfied a check by time alone."""
+
+    kind: str  # "failure" | "unconfirmed"
+    line: LogLine
+    check: str = ""
+    note: str = ""
+
+    def describe(self) -> str:
+        what = f"{self.check}: {UNCONFIRMED}" if self.kind == "unconfirmed" else "failure line naming nobody"
+        return f"{what}{'; ' + self.note if self.note else ''}: {self.line.short()}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "check": self.check, "note": self.note, "line": self.line.short()}
+
+
+class LogExpectationFailed(AssertionError):
+    """The expected line did not come, or a failure line came first. The message is the diagnosis."""
+
+
+@dataclass
+class WatcherStats:
+    reads: int = 0  # entries:list requests sent (one per page), failed ones included
+    throttled: int = 0
+    polls: int = 0  # searches read to their last page, plus pages that failed (what refresh() waits on)
+    read_times: list[float] = field(default_factory=list)  # wall clock of each request, when sent
+    empty_pages: int = 0  # pages with no entries but a nextPageToken: the search asked to continue
+    max_lag_seconds: float = 0.0
+    lags: list[float] = field(default_factory=list)
+
+
+def line_severity(severity: str, text: str) -> str:
+    """The entry's severity, or for plain-text lines (Cloud Run gives them none) the level in the text."""
+    if severity and severity != "DEFAULT":
+        return severity
+    m = _TEXT_LEVEL.search(text[:80])
+    if not m:
+        return "DEFAULT"
+    return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(m.group(1), m.group(1))
+
+
+@dataclass
+class _Search:
+    """A poll in progress: one filter, paged until Cloud Logging answers no ``nextPageToken``."""
+
+    filter: str
+    started: float  # watcher clock, when its first page was paid for
+    token: str | None = None
+    pages: int = 0
+    empty_in_a_row: int = 0  # the last pages came back empty but with a token
+
+    def unfinished(self) -> str:
+        """What the failure of a wait must say when this search had not ended."""
+        if not self.empty_in_a_row:
+            return f"the read in progress had {self.pages} page(s) and more to come"
+        return (
+            f"the read in progress got {self.empty_in_a_row} empty page(s) in a row, each with a "
+            "nextPageToken: Cloud Logging had not finished searching and asked to continue the search "
+            "(ListLogEntriesResponse), so lines beyond them were not seen yet. A shorter time range "
+            "searches faster (log_lookback), or allow more time (log_deadline)"
+        )
+
+
+@dataclass
+class _Wait:
+    """What every wait on the logs has: a pattern for a subject, a window, a resolution."""
+
+    pattern: LogPattern
+    where: Mapping[str, str]
+    since: datetime | None
+    registered_at: float  # watcher clock
+    deadline: float
+    _watcher: LogWatcher
+    match: LogMatch | None = field(default=None, init=False)
+    resolved_at: float | None = field(default=None, init=False)
+    expired: bool = field(default=False, init=False)  # resolved by its deadline, not by a line
+
+    @property
+    def done(self) -> bool:
+        return self.resolved_at is not None
+
+    def about(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.where.items()) or "any"
+
+
+@dataclass
+class Expectation(_Wait):
+    """A line the run waits for. Registered at once, resolved by the poller: many overlap in time.
+
+    ``result()`` blocks until the line came, a failure line came, or the deadline passed; the waiting
+    happened meanwhile, so a test that asks late pays nothing for it.
+    """
+
+    failures: tuple[LogPattern, ...] = ()
+    timeout: float = 0.0
+    accept: Callable[[LogMatch], bool] | None = None  # e.g. attribution by time to another wait's window
+    error: str = field(default="", init=False)
+
+    def result(self) -> LogMatch:
+        self._watcher._wait_for(self)
+        if self.match is None:
+            raise LogExpectationFailed(self.error)
+        return self.match
+
+    def waited(self) -> float:
+        return (self.resolved_at or self._watcher._clock()) - self.registered_at
+
+
+@dataclass
+class Absence(_Wait):
+    """A line that must NOT appear within a window (e.g. a second enqueue after archiving twice)."""
+
+    allowed: int = 0  # lines that may match (e.g. 1: the first enqueue, but no second one)
+
+    def result(self) -> None:
+        self._watcher._wait_for(self)
+        if self.match is not None:
+            limit = "must not appear" if not self.allowed else f"must appear at most {self.allowed} time(s)"
+            raise LogExpectationFailed(
+                f"log line {self.pattern.name!r} ({self.pattern.description}) for {self.about()} {limit}, "
+                f"but it did:\n    {self.match.line.short()}\n"
+                + self._watcher._context(self.pattern, self.where)
+            )
+
+
+def throttle_backoff(consecutive: int) -> float:
+    """Seconds to wait after the ``consecutive``-th 429 in a row: 4, 8, 16, 32, then 60 (the quota is
+    per minute). Counted in a row, not per run: with a read quota shared with other readers, a few
+    scattered 429s are normal and must not add up to a pause longer than the log deadline."""
+    return min(60.0, 4.0 * 2 ** (max(1, consecutive) - 1))
+
+
+class LogWatcher:
+    def __init__(
+        self,
+        source: LogSource,
+        base_filter: str,
+        start: datetime,
+        *,
+        budget_per_minute: int = 30,
+        lookback_seconds: float = 120.0,
+        explore_hint: Callable[[str], str] = lambda f: "",
+        is_throttled: Callable[[Exception], bool] = lambda e: False,
+        clock: Callable[[], float] = time.monotonic,
+        catalogue: Mapping[str, LogPattern] | None = None,
+        pacer: ReadPacer | None = None,
+    ) -> None:
+        self.base_filter = base_filter
+        self.start = start
+        self.stats = WatcherStats()
+        self.expectations: list[Expectation] = []
+        self.unattributed: list[Unattributed] = []  # lines naming nobody, for the verdict (see report)
+        self._source = source
+        self._pacer = pacer or ReadPacer(budget_per_minute)
+        self._lookback = timedelta(seconds=lookback_seconds)
+        self._explore_hint = explore_hint
+        self._is_throttled = is_throttled
+        self._clock = clock
+        self._catalogue = catalogue
+        self._lines: list[LogLine] = []
+        self._ids: set[str] = set()
+        self._cond = threading.Condition()
+        self._pending: list[Expectation | Absence] = []
+        self._refresh_requested = False
+        self._closed = False
+        self._last_read = -1e9  # when the last complete search started (watcher clock)
+        self._search: _Search | None = None
+        self._backoff_until = 0.0
+        self._consecutive_throttles = 0
+        self._last_error: str = ""
+        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+        self._thread.start()
+
+    # -- public API --------------------------------------------------------------------------------------
+    @property
+    def budget_per_minute(self) -> int:
+        return self._pacer.per_minute
+
+    def pay_for_read(self, until: float) -> bool:
+        """For another reader of the run's logs (the 404 diagnosis): wait for the budget's next turn and
+        count the request as the watcher's own; False (nothing paid) when that turn comes after
+        ``until`` (watcher clock)."""
+        if not self._pacer.take_turn(until, clock=self._clock):
+            return False
+        with self._cond:
+            self.stats.reads += 1
+            self.stats.read_times.append(time.time())
+        return True
+
+    def pattern(self, name: str) -> LogPattern:
+        return pattern(name, self._catalogue)
+
+    def lines(self) -> list[LogLine]:
+        with self._cond:
+            return list(self._lines)
+
+    def current_filter(self) -> str:
+        newest = max((line.timestamp for line in self.lines()), default=None)
+        lookback = max(self._lookback, timedelta(seconds=3 * self.stats.max_lag_seconds))
+        since = self.start - timedelta(seconds=5)
+        if newest is not None:
+            since = max(since, newest - lookback)
+        return f'{self.base_filter} AND timestamp>="{format_rfc3339(since)}"'
+
+    def find(
+        self, name: str, where: Mapping[str, str] | None = None, since: datetime | None = None
+    ) -> list[LogMatch]:
+        return self._find(self.pattern(name), where or {}, since)
+
+    def expect_later(
+        self,
+        name: str,
+        where: Mapping[str, str] | None = None,
+        *,
+        timeout: float,
+        since: datetime | None = None,
+        failures: Iterable[str] | None = None,
+        accept: Callable[[LogMatch], bool] | None = None,
+        record: bool = True,
+    ) -> Expectation:
+        """Start waiting for a line of pattern ``name`` whose fields equal ``where``; return at once.
+
+        A failure line for the same subject (e.g. the thread id) resolves it early as a failure.
+        ``accept`` narrows the matches further (it is called under the watcher's lock, at each poll).
+        ``record=False`` keeps it out of ``expectations`` (the run's checks and its verdict), e.g. for
+        teardown's own waits.
+        """
+        failure_names = FAILURES_FOR.get(name, ()) if failures is None else tuple(failures)
+        now = self._clock()
+        expectation = Expectation(
+            self.pattern(name),
+            dict(where or {}),
+            since,
+            now,
+            now + timeout,
+            self,
+            failures=tuple(self.pattern(f) for f in failure_names),
+            timeout=timeout,
+            accept=accept,
+        )
+        with self._cond:
+            if record:
+                self.expectations.append(expectation)
+            self._evaluate(expectation)
+            if not expectation.done:
+                self._pending.append(expectation)
+            self._cond.notify_all()
+        return expectation
+
+    def expect(
+        self,
+        name: str,
+        where: Mapping[str, str] | None = None,
+        *,
+        timeout: float,
+        since: datetime | None = None,
+        failures: Iterable[str] | None = None,
+    ) -> LogMatch:
+        """Wait for a line of pattern ``name`` whose fields equal ``where``; fail early on a failure line."""
+        return self.expect_later(name, where, timeout=timeout, since=since, failures=failures).result()
+
+    def expect_absent(
+        self,
+        name: str,
+        where: Mapping[str, str] | None = None,
+        *,
+        window: float,
+        since: datetime | None = None,
+        allowed: int = 0,
+    ) -> Absence:
+        """Start watching that no more than ``allowed`` lines of ``name`` for ``where`` appear for ``window`` s."""
+        now = self._clock()
+        absence = Absence(
+            self.pattern(name), dict(where or {}), since, now, now + window, self, allowed=allowed
+        )
+        with self._cond:
+            self._pending.append(absence)
+            self._cond.notify_all()
+        return absence
+
+    def report_unattributed(self, item: Unattributed) -> None:
+        """Keep a line that names nobody for the verdict and the summary (once per line and check)."""
+        with self._cond:
+            if all(
+                (u.line.insert_id, u.check) != (item.line.insert_id, item.check) for u in self.unattributed
+            ):
+                self.unattributed.append(item)
+
+    def refresh(self, timeout: float = 30.0) -> None:
+        """One more poll as soon as the budget allows, and return when it is done (e.g. before a final scan)."""
+        with self._cond:
+            target = self.stats.polls + 1
+            self._refresh_requested = True
+            self._cond.notify_all()
+            end = self._clock() + timeout
+            while self.stats.polls < target and not self._closed and self._clock() < end:
+                self._cond.wait(timeout=0.5)
+
+    def wait_idle(self) -> None:
+        """Return once every expectation registered so far is resolved (each has its own deadline)."""
+        with self._cond:
+            while self._pending and not self._closed:
+                self._cond.wait(timeout=0.5)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            for item in self._pending:
+                self._resolve_at_deadline(item)
+            self._pending.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def _wait_for(self, item: Expectation | Absence) -> None:
+        with self._cond:
+            while not item.done:
+                self._cond.wait(timeout=0.5)
+
+    # -- resolution (under the lock) -----------------------------------------------------------------------
+    def _evaluate(self, item: Expectation | Absence) -> None:
+        now = self._clock()
+        if isinstance(item, Absence):
+            found = self._find(item.pattern, item.where, item.since)
+            if len(found) > item.allowed:
+                item.match = found[item.allowed]
+                item.resolved_at = now
+            elif self._looked_after_deadline(item, now):
+                item.resolved_at = now
+            return
+        # A failure line naming the same subject wins even when the awaited line came too: the public
+        # service logs "consolidated: 0 new concepts" after a failed consolidation.
+        for failure in item.failures:
+            named = self._find(failure, item.where, item.since) if item.where else []
+            if named and all(k in named[0].fields for k in item.where):
+                item.error = self._explain_failure(
+                    item.pattern, item.where, named[0], now - item.registered_at
+                )
+                item.resolved_at = now
+                return
+        found = self._find(item.pattern, item.where, item.since)
+        if item.accept is not None:
+            found = [m for m in found if item.accept(m)]
+        if found:
+            item.match = found[0]
+            item.resolved_at = now
+            return
+        # A failure line that names nobody does not end the wait: it may be another user's (it is shown
+        # if the wait times out).
+        if self._looked_after_deadline(item, now):
+            self._resolve_at_deadline(item)
+
+    def _looked_after_deadline(self, item: Expectation | Absence, now: float) -> bool:
+        """A wait ends by its deadline only once a read started after it: a line already visible at
+        the deadline but not yet read must count (else "not seen after 20 s" would be untrue by up
+        to a read interval). Bounded: when no read can start within one interval of the deadline (a
+        429 pause, a failing API), the wait ends anyway, for the caller's deadline is a promise."""
+        if now < item.deadline:
+            return False
+        return self._last_read >= item.deadline or now >= item.deadline + self._pacer.steady_interval
+
+    def _next_deadline_check(self, now: float) -> float | None:
+        """When the poller must look at the pending waits again without a read (see above)."""
+        moments = [
+            item.deadline if now < item.deadline else item.deadline + self._pacer.steady_interval
+            for item in self._pending
+        ]
+        return min((m for m in moments if m > now), default=None)
+
+    def _resolve_at_deadline(self, item: Expectation | Absence) -> None:
+        if item.done:
+            return
+        if isinstance(item, Expectation):
+            item.error = self._explain_timeout(
+                item.pattern, item.where, item.since, item.timeout, item.failures
+            )
+        item.expired = True
+        item.resolved_at = self._clock()
+
+    def _evaluate_pending(self) -> None:
+        for item in self._pending:
+            self._evaluate(item)
+        if any(item.done for item in self._pending):
+            self._pending = [item for item in self._pending if not item.done]
+            self._cond.notify_all()
+
+    # -- matching ----------------------------------------------------------------------------------------
+    def _find(self, expected: LogPattern, where: Mapping[str, str], since: datetime | None) -> list[LogMatch]:
+        """Matches in timestamp order."""
+        matches = []
+        for line in self.lines():
+            if since is not None and line.timestamp < since:
+                continue
+            fields = expected.match(line.text)
+            if fields is None:
+                continue
+            if all(fields.get(k) == v for k, v in where.items()):
+                matches.append(LogMatch(expected.name, line, fields))
+        return matches
+
+    # -- polling -----------------------------------------------------------------------------------------
+    def _someone_waits(self) -> bool:
+        return bool(self._pending) or self._refresh_requested
+
+    def _request_page(self, search: _Search) -> None:
+        """One page of ``search``, already paid for; its new lines are kept and judged at once."""
+        issued = time.time()  # a read's time is when it was sent: the quota counts requests
+        try:
+            lines, token = self._source.page(search.filter, search.token)
+        except Exception as e:  # the watcher must keep going; waiters get the error in their report
+            throttled = self._is_throttled(e)
+            if throttled:
+                self._consecutive_throttles += 1
+                self._backoff_until = self._clock() + throttle_backoff(self._consecutive_throttles)
+            self._last_error = f"{type(e).__name__}: {e}"
+            with self._cond:
+                self.stats.reads += 1
+                self.stats.read_times.append(issued)
+                self.stats.throttled += int(throttled)
+                if not throttled:  # a 429 resumes from the same page; anything else starts afresh
+                    self._search = None
+                self.stats.polls += 1
+                self._refresh_requested = False
+                self._cond.notify_all()
+            return
+        self._last_error = ""
+        self._consecutive_throttles = 0
+        with self._cond:
+            self.stats.reads += 1
+            self.stats.read_times.append(issued)
+            search.pages += 1
+            search.token = token
+            if not lines and token is not None:
+                search.empty_in_a_row += 1
+                self.stats.empty_pages += 1
+            else:
+                search.empty_in_a_row = 0
+            fresh = [line for line in lines if line.insert_id not in self._ids]
+            for line in fresh:
+                self._ids.add(line.insert_id)
+                if line.receive_timestamp is not None:
+                    lag = (line.receive_timestamp - line.timestamp).total_seconds()
+                    self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag)
+                    self.stats.lags.append(lag)
+            if fresh:
+                self._lines.extend(fresh)
+                self._lines.sort(key=lambda line: (line.timestamp, line.insert_id))
+            if token is None:  # the search is complete: waits past their deadline may now end
+                self._search = None
+                self._last_read = search.started
+                self.stats.polls += 1
+                self._refresh_requested = False
+            self._evaluate_pending()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._someone_waits():
+                    self._search = (
+                        None  # nobody waits: the rest of an unfinished search is not worth its reads
+                    )
+                    self._cond.wait()
+                if self._closed:
+                    return
+                self._evaluate_pending()  # deadlines pass between reads too
+                if not self._someone_waits():
+                    continue
+                now = self._clock()
+                if now < self._backoff_until or not self._pacer.try_spend(now):
+                    next_read = max(self._pacer.next_read(now), self._backoff_until)
+                    soonest = self._next_deadline_check(now) or next_read
+                    self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
+                    continue
+                if self._search is None:
+                    self._search = _Search(self.current_filter(), now)
+                search = self._search
+            self._request_page(search)
+
+    # -- diagnostics -------------------------------------------------------------------------------------
+    def _closest(self, expected: LogPattern, where: Mapping[str, str], limit: int = 5) -> list[LogLine]:
+        lines = self.lines()
+        anchors = [v for v in where.values() if v]
+        related = [line for line in lines if any(a in line.text for a in anchors)]
+        same_kind = [line for line in lines if expected.match(line.text) is not None and line not in related]
+        if related or same_kind:
+            return (related + same_kind)[-limit:]
+        probe = expected.forms[0].pattern.replace("\\", "")
+        # Scored on the line's head: difflib on a megabyte-long line would take minutes.
+        head = 4 * len(probe)
+        scored = sorted(
+            lines, key=lambda line: difflib.SequenceMatcher(None, probe, line.text[:head]).ratio()
+        )
+        return scored[-limit:]
+
+    def _context(self, expected: LogPattern, where: Mapping[str, str]) -> str:
+        closest = self._closest(expected, where)
+        shown = "\n".join(f"    {line.short()}" for line in closest) or "    (none)"
+        hint = self._explore_hint(self.current_filter())
+        parts = [
+            f"  closest lines seen:\n{shown}",
+            f"  lines seen this run: {len(self.lines())}; log reads: {self.stats.reads} entries:list "
+            "requests (one per page)"
+            + (f", {self.stats.empty_pages} of them empty pages" if self.stats.empty_pages else "")
+            + (f"; last read failed: {self._last_error}" if self._last_error else ""),
+        ]
+        if self._search is not None and self._search.pages:
+            parts.append(f"  {self._search.unfinished()}")
+        parts.append(f"  filter: {self.current_filter()}")
+        if hint:
+            parts.append(hint)
+        return "\n".join(parts)
+
+    def _explain_timeout(
+        self,
+        expected: LogPattern,
+        where: Mapping[str, str],
+        since: datetime | None,
+        waited: float,
+        failures: Iterable[LogPattern] = (),
+    ) -> str:
+        about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
+        unnamed = [m for f in failures for m in self._find(f, {}, since) if names_nobody(m)]
+        beside = ""
+        if unnamed:
+            shown = "\n".join(f"    {m.line.short()}" for m in unnamed[:5])
+            beside = (
+                f"  {len(unnamed)} failure line(s) meanwhile name no thread and no user: perhaps ours, "
+                f"perhaps another user's (not counted on their own):\n{shown}\n"
+            )
+        return (
+            f"expected log line {expected.name!r} ({expected.description}) for {about}: not seen after "
+            f"waiting {waited:.1f} s\n"
+            f"  expected: {expected.describe()}\n" + beside + self._context(expected, where)
+        )
+
+    def _explain_failure(
+        self, expected: LogPattern, where: Mapping[str, str], bad: LogMatch, waited: float
+    ) -> str:
+        about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
+        return (
+            f"while waiting for {expected.name!r} for {about}, failure line {bad.pattern!r} appeared"
+            f" after {waited:.1f} s:\n    {bad.line.short()}\n" + self._context(expected, where)
+        )
+
+
+# -- Cloud Logging as a LogSource ---------------------------------------------------------------------------
+class CloudLoggingSource:
+    """Pages of 1000 entries in ascending timestamps through ``google.cloud.logging.Client`` (JSON API),
+    one request per call (see :mod:`log_pages`: the client's own iterator would follow the tokens unpaced)."""
+
+    PAGE_SIZE = 1000
+
+    def __init__(self, client: Any, project: str) -> None:
+        self._client = client
+        self._project = project
+        self._loggers: dict[str, Any] = {}
+
+    def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]:
+        page = list_page(
+            self._client, self._project, filter_, page_size=self.PAGE_SIZE, token=token, loggers=self._loggers
+        )
+        return [to_line(entry) for entry in page.entries], page.next_token
+
+
+def entry_text(payload: Any) -> str:
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, Mapping):
+        message = payload.get("message")
+        if isinstance(message, str):
+            return message
+        import json
+
+        return json.dumps(dict(payload), default=str, ensure_ascii=False)
+    return "" if payload is None else str(payload)
+
+
+def to_line(entry: Any) -> LogLine:
+    text = entry_text(entry.payload)
+    labels = entry.labels or {}
+    resource_labels = entry.resource.labels if entry.resource is not None else {}
+    return LogLine(
+        insert_id=entry.insert_id or f"{entry.timestamp}-{hash(text)}",
+        timestamp=entry.timestamp or utcnow(),
+        receive_timestamp=getattr(entry, "received_timestamp", None),
+        severity=line_severity(entry.severity or "", text),
+        text=text,
+        log_name=entry.log_name or "",
+        revision=resource_labels.get("revision_name", ""),
+        instance_id=labels.get("instanceId", ""),
+        seen_at=time.time(),
+    )

@@ -1,0 +1,1 @@
+"""The pytest skin: options, hooks and fixtures over the library objects."""

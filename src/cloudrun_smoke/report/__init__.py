@@ -1,0 +1,1 @@
+"""What a run reports: figures, the verdict, failure text and where to look further."""

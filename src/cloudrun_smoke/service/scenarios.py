@@ -1,0 +1,78 @@
+"""Scenarios: the acting half of the checks, started together so that their log waits overlap.
+
+A scenario is a session fixture that acts on the service (create, archive, call the batch, ...) and
+returns at once with the log expectations it registered; the checks then assert on its outcome. The
+plugin starts every scenario the selected checks need before the first check runs, so the suite's wall
+time follows its slowest scenario, not the sum of its waits. ``-k`` starts only what the selected
+checks use.
+
+One cause, one failure: a scenario that fails before any check could judge it (the archive PATCH
+does not archive, the batch answers a wrong type) fails the first selected check that uses it, with
+the cause; every other check that uses it is skipped as ``blocked by <that check>: <cause>``. Fourteen
+errors with the same message hid which check owned the step and what else was never judged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+
+from cloudrun_smoke.report.excerpt import one_line
+from cloudrun_smoke.report.verdict import blocked_reason
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SCENARIO_FIXTURES: set[str] = set()
+
+
+@dataclass
+class ScenarioFailed:
+    """What a scenario's fixture holds when the scenario raised: the error, and the check it failed."""
+
+    name: str
+    error: BaseException
+    owner: str = ""  # node id of the check that reported the cause
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def cause(self) -> str:
+        lines = str(self.error).strip().splitlines() or [type(self.error).__name__]
+        return one_line(lines[0], 300)
+
+    def judge(self, nodeid: str) -> None:
+        """The first check to ask reports the cause (it fails); the others are skipped, blocked by it."""
+        __tracebackhide__ = True
+        if not self.owner or self.owner == nodeid:
+            self.owner = nodeid
+            raise self.error
+        self.blocked.append(nodeid)
+        # Reported at the check's own line, as a skip mark would be, not at the harness's.
+        raise pytest.skip.Exception(blocked_reason(self.owner, self.cause), _use_item_location=True)
+
+
+def scenario(func: F) -> F:
+    """Declare a session fixture as a scenario (started early, together with the others)."""
+    SCENARIO_FIXTURES.add(func.__name__)
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (Exception, pytest.fail.Exception) as e:  # not Ctrl-C, pytest.exit or a skip
+            return ScenarioFailed(func.__name__, e)
+
+    return pytest.fixture(scope="session")(run)  # type: ignore[return-value]
+
+
+def refuse_if_blocked(item: pytest.Item) -> None:
+    """Before a check runs: fail it with a scenario's cause, or skip it as blocked (see module doc)."""
+    __tracebackhide__ = True
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    for name in getattr(item, "fixturenames", ()):
+        value = funcargs.get(name) if name in SCENARIO_FIXTURES else None
+        if isinstance(value, ScenarioFailed):
+            value.judge(item.nodeid)

@@ -1,0 +1,1 @@
+"""What our tests share: paths, process helpers, running the suite in a subprocess."""

@@ -1,0 +1,114 @@
+"""The 404 diagnosis reads Cloud Run's request logs from the run's one read budget, page by page.
+
+Every ``entries:list`` page is one request against the project's "Read requests per minute" quota, and
+a search may answer empty pages that carry a ``nextPageToken`` before its entries
+(``ListLogEntriesResponse``, https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list).
+The diagnosis re-reads while the request logs surface: those reads wait their turn at the log
+watcher's pacer and count as its reads, like its own polls.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from itertools import pairwise
+
+from google.auth.credentials import AnonymousCredentials
+
+from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp.clients import reading_client_class
+from cloudrun_smoke.local.json_api import JsonApiServer
+from cloudrun_smoke.local.logging_api import LoggingApi, ShortPages
+from cloudrun_smoke.logs.diagnosis import diagnose_404
+from cloudrun_smoke.logs.pacing import ReadPacer
+from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+
+PROJECT = "diag-test"
+SERVICE = "svc"
+ENV = Environment(name="test", source="test", project=PROJECT, region="europe-west1", service=SERVICE)
+THREAD = "thread-0042"
+TRACE = "0123456789abcdef0123456789abcdef"
+
+
+def client_for(server: JsonApiServer) -> object:
+    return reading_client_class()(
+        project=PROJECT,
+        credentials=AnonymousCredentials(),
+        _use_grpc=False,
+        client_options={"api_endpoint": server.endpoint},
+    )
+
+
+def request_log(api: LoggingApi, method: str, status: int, instance: str, trace: str = "") -> None:
+    """A Cloud Run request log entry (run.googleapis.com/requests) served by ``instance``."""
+    entry = {
+        "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests",
+        "resource": {
+            "type": "cloud_run_revision",
+            "labels": {"service_name": SERVICE, "revision_name": "r1"},
+        },
+        "httpRequest": {
+            "requestMethod": method,
+            "requestUrl": f"https://svc.run.app/api/threads/{THREAD}",
+            "status": status,
+        },
+        "labels": {"instanceId": instance},
+        "timestamp": format_rfc3339(utcnow()),
+    }
+    if trace:
+        entry["trace"] = f"projects/{PROJECT}/traces/{trace}"
+    api.ingest(entry)
+
+
+def watcher_with(server: JsonApiServer, pacer: ReadPacer) -> LogWatcher:
+    return LogWatcher(
+        CloudLoggingSource(client_for(server), PROJECT),
+        'resource.type="cloud_run_revision"',
+        utcnow(),
+        pacer=pacer,
+    )
+
+
+def test_with_short_pages_the_diagnosis_pays_each_page_and_still_names_both_instances(api: tuple) -> None:
+    logging_api, server = api
+    logging_api.short_pages = ShortPages(empty_first=2, max_entries=20)
+    request_log(logging_api, "POST", 201, "instance-aaaaaaaaaaaaaaaa", TRACE)
+    request_log(logging_api, "GET", 404, "instance-bbbbbbbbbbbbbbbb")
+    watcher = watcher_with(server, ReadPacer(30))
+    try:
+        text = diagnose_404(
+            client_for(server),
+            ENV,
+            THREAD,
+            TRACE,
+            wait=10.0,
+            pay_for_read=watcher.pay_for_read,
+            since=utcnow() - timedelta(minutes=1),
+        )
+        assert "reached 2 different instances" in text, text
+        calls = logging_api.stats.list_calls
+        assert len(calls) == 3, f"{len(calls)} entries:list requests: two empty pages, then the entries"
+        assert watcher.stats.reads == len(watcher.stats.read_times) == 3, "counted as the run's reads"
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+    finally:
+        watcher.close()
+
+
+def test_re_reads_while_the_404_has_not_surfaced_wait_their_turn_at_the_pacer(api: tuple) -> None:
+    """It re-read every second on its own (7 reads in 6 s); with 6 a minute (a burst of 2, then one
+    every 15 s) the budget allows 2 within the diagnosis's 6 s, and it gives up at its deadline."""
+    logging_api, server = api
+    request_log(logging_api, "POST", 201, "instance-aaaaaaaaaaaaaaaa", TRACE)  # the 404's log never comes
+    watcher = watcher_with(server, ReadPacer(6))
+    try:
+        started = time.monotonic()
+        text = diagnose_404(
+            client_for(server), ENV, THREAD, TRACE, wait=6.0, pay_for_read=watcher.pay_for_read
+        )
+        took = time.monotonic() - started
+        assert text == ""  # one instance only: nothing to explain
+        assert len(logging_api.stats.list_calls) == 2 == watcher.stats.reads, logging_api.stats.list_calls
+        assert took < 6.0 + 1.0, f"the diagnosis took {took:.1f} s for a 6 s wait"
+    finally:
+        watcher.close()

@@ -1,0 +1,175 @@
+"""``cloudrun-smoke local up`` as a newcomer runs it: every URL printed and answering, logs readable
+through the Logging client, and no process left behind however it ends."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from cloudrun_smoke.gcp.clients import reading_client_class
+from cloudrun_smoke.waiting import wait_until
+from helpers.paths import ROOT, TINY_SERVICE
+from helpers.processes import alive
+
+TINY = f"python {TINY_SERVICE}"
+CLI = [sys.executable, "-m", "cloudrun_smoke.cli"]
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen[str]
+    banner: str
+    lines: queue.Queue[str]
+
+    def field(self, label: str) -> str:
+        match = re.search(rf"^\s+{re.escape(label)}\s+(\S+)$", self.banner, re.M)
+        assert match, f"{label!r} not in:\n{self.banner}"
+        return match.group(1)
+
+    @property
+    def pids(self) -> list[int]:
+        return [int(p) for p in re.findall(r"^\s+instance \w+ pid (\d+)$", self.banner, re.M)]
+
+
+def local_up(*args: str) -> Up:
+    process = subprocess.Popen(
+        [*CLI, "local", "up", "--ingestion-delay", "0.05", "--ingestion-jitter", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    banner: list[str] = []
+
+    def ready() -> bool | None:
+        while True:
+            try:
+                line = lines.get_nowait()
+            except queue.Empty:
+                return None
+            banner.append(line)
+            if line == "" or line.startswith("ready:"):
+                return True
+
+    wait_until(ready, timeout=30, what="`local up` to print its endpoints", interval=0.05)
+    assert banner[-1].startswith("ready:"), "".join(banner)
+    return Up(process, "".join(banner), lines)
+
+
+def test_local_up_prints_every_url_and_each_answers_and_logs(tmp_path: Path) -> None:
+    up = local_up("--service-cmd", TINY, "--instances", "2", "--candidate-cmd", TINY, "--tag", "canary")
+    try:
+        service_url, tag_url = up.field("service URL"), up.field("tag URL canary")
+        logging_api, run_api = up.field("Cloud Logging API"), up.field("Cloud Run Admin API")
+        assert len(up.pids) == 4  # two instances of each revision
+        revisions = re.findall(r"revision (\S+): ready, (\d+)% traffic", up.banner)
+        assert [p for _, p in revisions] == ["100", "0"]
+        assert httpx.get(f"{service_url}/x").json()["revision"] == revisions[0][0].rstrip(":")
+        assert httpx.get(f"{tag_url}/y").json()["revision"] == revisions[1][0].rstrip(":")
+        service = httpx.get(
+            f"{run_api}/v2/projects/smoke-local/locations/us-central1/services/emergencev8-backend"
+        ).json()
+        assert service["uri"] == service_url
+        assert {t.get("tag", ""): t.get("uri", "") for t in service["trafficStatuses"]} == {
+            "": "",
+            "canary": tag_url,
+        }
+        logs = reading_client_class()(
+            project="smoke-local",
+            credentials=AnonymousCredentials(),
+            _use_grpc=False,
+            client_options={"api_endpoint": logging_api},
+        )
+        request_log = 'logName="projects/smoke-local/logs/run.googleapis.com%2Frequests"'
+        found = wait_until(
+            lambda: got if len(got := list(logs.list_entries(filter_=request_log))) >= 2 else None,
+            timeout=10,
+            what="the request log entries",
+            interval=0.1,
+        )
+        assert {e.http_request["requestUrl"] for e in found} == {f"{service_url}/x", f"{tag_url}/y"}
+        app = wait_until(
+            lambda: list(logs.list_entries(filter_='textPayload="request /y"')) or None,
+            timeout=10,
+            what="the app's line",
+            interval=0.1,
+        )
+        assert app[0].labels["instanceId"] in up.banner
+    finally:
+        up.process.send_signal(signal.SIGINT)
+        assert up.process.wait(timeout=20) == 0
+    assert not any(alive(pid) for pid in up.pids)
+
+
+def test_nothing_survives_a_sigkill_of_local_up_nor_a_crashed_instance() -> None:
+    up = local_up("--service-cmd", f"{TINY} --spawn-child", "--instances", "2")
+    watchdog = int(up.field("watchdog pid"))
+    service_url = up.field("service URL")
+    try:
+        children = {httpx.get(f"{service_url}/child").json()["pid"] for _ in range(2)}
+        assert len(children) == 2 and all(alive(pid) for pid in children)
+        # One instance crashes: what it started dies with it, `local up` keeps serving.
+        assert httpx.get(f"{service_url}/exit").status_code == 503
+        wait_until(
+            lambda: sum(not alive(p) for p in [*up.pids, *children]) == 2 or None,
+            timeout=10,
+            what="the crashed instance and its child to end",
+            interval=0.05,
+        )
+        assert up.process.poll() is None
+        assert httpx.get(f"{service_url}/still-up").status_code == 200
+        up.process.send_signal(signal.SIGKILL)
+        up.process.wait(timeout=10)
+        everything = [*up.pids, *children, watchdog]
+        wait_until(
+            lambda: (not any(alive(p) for p in everything)) or None,
+            timeout=15,
+            what="every process `local up` started to end after its SIGKILL",
+            interval=0.1,
+        )
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+
+
+def test_sigterm_stops_local_up_cleanly() -> None:
+    up = local_up("--service-cmd", TINY)
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=20) == 0
+    assert not any(alive(pid) for pid in up.pids)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--candidate-cmd", "python x.py"], "--candidate-cmd needs --tag"),
+        (["--fault", "stack:nope"], "unknown stack fault 'stack:nope'"),
+        (["--service-cmd", "/nonexistent/service"], "the revision did not start"),
+        (["--instances", "0"], "--instances must be at least 1"),
+        (["--smoke-config", "/nonexistent/smoke.toml"], "no such file"),
+    ],
+)
+def test_local_up_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
+    done = subprocess.run([*CLI, "local", "up", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

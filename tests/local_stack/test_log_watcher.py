@@ -1,0 +1,343 @@
+"""The LogWatcher against the Logging emulator through the real client: late and out-of-order lines,
+overlapping waits, fail-fast on failure lines, absence, the read budget, and what a timeout says."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from itertools import pairwise
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from cloudrun_smoke.gcp.clients import reading_client_class
+from cloudrun_smoke.local.json_api import JsonApiServer
+from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
+from cloudrun_smoke.logs.pacing import ReadPacer
+from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogExpectationFailed, LogWatcher, throttle_backoff
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+from cloudrun_smoke.waiting import wait_until
+
+PROJECT = "watcher-test"
+BASE_FILTER = 'resource.type="cloud_run_revision" AND resource.labels.service_name="svc"'
+
+
+def watcher_for(server: JsonApiServer, budget: int = 240, **kwargs: object) -> LogWatcher:
+    client = reading_client_class()(
+        project=PROJECT,
+        credentials=AnonymousCredentials(),
+        _use_grpc=False,
+        client_options={"api_endpoint": server.endpoint},
+    )
+    return LogWatcher(
+        CloudLoggingSource(client, PROJECT),
+        BASE_FILTER,
+        utcnow() - timedelta(seconds=30),
+        budget_per_minute=budget,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def emit(api: LoggingApi, text: str, *, visible_in: float = 0.0, stamped_ago: float = 0.0) -> None:
+    """Write a Cloud Run stderr line that becomes visible ``visible_in`` seconds from now."""
+    api.ingestion = Ingestion(delay=visible_in)
+    api.ingest(
+        {
+            "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Fstderr",
+            "resource": {
+                "type": "cloud_run_revision",
+                "labels": {"service_name": "svc", "revision_name": "r1"},
+            },
+            "textPayload": text,
+            "timestamp": format_rfc3339(utcnow() - timedelta(seconds=stamped_ago)),
+        }
+    )
+
+
+ENQUEUED = "2026-11-25 10:00:00,000 INFO [x] [Thread Archiving] Consolidation enqueued for thread {}"
+CONSOLIDATED = "2026-11-25 10:00:00,000 INFO [x] [MemoryTaskQueue] Thread {} consolidated: {} new concepts"
+FAILED = "2026-11-25 10:00:00,000 ERROR [x] Erreur consolidation thread {}: LLM unreachable"
+
+
+def test_a_line_that_becomes_visible_after_a_newer_one_is_still_found(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, ENQUEUED.format("newer"))  # visible now, stamped now
+        watcher.expect("archive.enqueued", {"thread_id": "newer"}, timeout=5)
+        # Stamped 3 s earlier than the line already seen, visible only after a delay: a reader asking
+        # for "timestamp > last seen" would never see it.
+        emit(logging_api, ENQUEUED.format("older"), visible_in=1.0, stamped_ago=3.0)
+        match = watcher.expect("archive.enqueued", {"thread_id": "older"}, timeout=6)
+        assert match.fields["thread_id"] == "older"
+    finally:
+        watcher.close()
+
+
+def test_waits_registered_together_overlap(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        started = time.monotonic()
+        first = watcher.expect_later("archive.enqueued", {"thread_id": "a"}, timeout=10)
+        second = watcher.expect_later("archive.enqueued", {"thread_id": "b"}, timeout=10)
+        emit(logging_api, ENQUEUED.format("a"), visible_in=2.0)
+        emit(logging_api, ENQUEUED.format("b"), visible_in=2.0)
+        first.result()
+        second.result()
+        elapsed = time.monotonic() - started
+        # In series, two 2 s delays would take 4 s; overlapping, about 2 s plus one poll interval.
+        assert elapsed < 3.6, f"the two waits took {elapsed:.1f} s: they did not overlap"
+        assert first.resolved_at is not None and second.resolved_at is not None
+        assert abs(first.resolved_at - second.resolved_at) < 0.6
+    finally:
+        watcher.close()
+
+
+def test_a_failure_line_for_the_thread_ends_the_wait_at_once_with_the_line(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, FAILED.format("t1"))
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed) as failure:
+            watcher.expect("queue.consolidated", {"thread_id": "t1"}, timeout=20)
+        assert time.monotonic() - started < 5
+        message = str(failure.value)
+        assert "'consolidation.error' appeared" in message
+        assert "Erreur consolidation thread t1: LLM unreachable" in message
+    finally:
+        watcher.close()
+
+
+def test_a_timeout_says_what_was_expected_what_was_seen_and_where_to_look(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server, explore_hint=lambda f: "  Logs Explorer: https://example/logs")
+    try:
+        emit(logging_api, CONSOLIDATED.format("t9", 2))
+        with pytest.raises(LogExpectationFailed) as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "t9"}, timeout=1.5)
+        message = str(failure.value)
+        assert "expected log line 'archive.enqueued'" in message
+        assert "thread_id=t9: not seen after waiting 1.5 s" in message
+        assert "Thread t9 consolidated: 2 new concepts" in message  # the closest line, naming the thread
+        assert "filter: " + BASE_FILTER in message
+        assert "log reads: " in message and "Logs Explorer: https://example/logs" in message
+    finally:
+        watcher.close()
+
+
+def test_absence_fails_when_a_second_line_appears(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, ENQUEUED.format("t2"))
+        once = watcher.expect_absent("archive.enqueued", {"thread_id": "t2"}, window=1.0, allowed=1)
+        once.result()  # one line is allowed
+        twice = watcher.expect_absent("archive.enqueued", {"thread_id": "t2"}, window=5.0, allowed=1)
+        emit(logging_api, ENQUEUED.format("t2"))
+        with pytest.raises(LogExpectationFailed, match="must appear at most 1 time"):
+            twice.result()
+    finally:
+        watcher.close()
+
+
+def _read_once(watcher: LogWatcher) -> None:
+    """Let the watcher make one read now, so that its next one is a whole read interval away."""
+    watcher.refresh(timeout=10)
+
+
+def test_a_line_visible_at_the_deadline_but_not_yet_read_still_counts(api: tuple) -> None:
+    """CI once cleared a user's memory while its consolidation's end line was visible: the wait had
+    expired 2 s after the last read, 2 s before the next one, so nobody looked. A wait now ends by
+    its deadline only after a read that started at or after it."""
+    logging_api, server = api
+    watcher = watcher_for(server, pacer=ReadPacer(12, burst=1))  # no burst: one read every 5.5 s
+    try:
+        _read_once(watcher)
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "late"}, timeout=1.0)
+        emit(logging_api, ENQUEUED.format("late"))  # visible before the deadline, read after it
+        started = time.monotonic()
+        assert waiting.result().fields["thread_id"] == "late"
+        assert time.monotonic() - started < 5.5 + 2.0, "the last look comes at the next read"
+    finally:
+        watcher.close()
+
+
+def test_an_absence_is_judged_on_a_read_made_after_its_window(api: tuple) -> None:
+    """The same for an absence: a second line visible within the window, but not yet read when the
+    window closed, must fail it (it used to pass unseen)."""
+    logging_api, server = api
+    watcher = watcher_for(server, pacer=ReadPacer(12, burst=1))
+    try:
+        _read_once(watcher)
+        absent = watcher.expect_absent("archive.enqueued", {"thread_id": "twice"}, window=1.0)
+        emit(logging_api, ENQUEUED.format("twice"))
+        with pytest.raises(LogExpectationFailed, match="must not appear"):
+            absent.result()
+    finally:
+        watcher.close()
+
+
+def test_a_wait_ends_one_read_interval_past_its_deadline_when_no_read_can_start(api: tuple) -> None:
+    """The last look is bounded: with reads refused (a 429 pauses them 4 s), the wait still ends
+    within one read interval of its deadline, and says the read failed."""
+    logging_api, server = api
+    logging_api.quota = ReadQuota(per_minute=None, refuse_share=1.0)
+    pacer = ReadPacer(60)
+    watcher = watcher_for(server, pacer=pacer, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
+    try:
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed, match="last read failed") as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=1.0)
+        took = time.monotonic() - started
+        assert 1.0 <= took < 1.0 + pacer.steady_interval + 0.8, f"{took:.1f} s\n{failure.value}"
+    finally:
+        watcher.close()
+
+
+def test_reads_stay_within_the_budget_and_stop_when_nobody_waits(api: tuple) -> None:
+    logging_api, server = api
+    watcher = watcher_for(server, budget=30)  # a burst of 10 one second apart, then one every 3 s
+    try:
+        with pytest.raises(LogExpectationFailed):
+            watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=5)
+        calls = len(logging_api.stats.list_calls)
+        # One a second for 5 s, and the last look after the deadline.
+        assert 2 <= calls <= 7, f"{calls} reads in 5 s with a budget of 30/min"
+        deadline = time.monotonic() + 2.5  # nobody waits now: no further read may happen
+        while time.monotonic() < deadline:
+            assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"
+            time.sleep(0.25)
+    finally:
+        watcher.close()
+
+
+def test_throttle_backoff_grows_with_429s_in_a_row_and_is_capped_at_the_quota_minute() -> None:
+    assert [throttle_backoff(n) for n in range(1, 7)] == [4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_a_429_pauses_reads_briefly_then_the_watcher_goes_on(api: tuple) -> None:
+    """The 50-run soak once failed: three 429s spread over a run paused reads for 40 s (the backoff
+    grew with every 429 of the run, from 10 s), past the log deadline. A first 429 in a row now waits 4 s."""
+    logging_api, server = api
+    logging_api.quota = ReadQuota(per_minute=None, refuse_share=1.0)
+    watcher = watcher_for(server, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
+    try:
+        emit(logging_api, ENQUEUED.format("t-429"))
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "t-429"}, timeout=30)
+        wait_until(lambda: watcher.stats.throttled or None, timeout=5, what="a first 429")
+        logging_api.quota = ReadQuota(per_minute=None)
+        started = time.monotonic()
+        waiting.result()
+        assert time.monotonic() - started < 4.0 + 2.0, "the first 429 in a row waits 4 s"
+    finally:
+        watcher.close()
+
+
+# -- every page is a read (stack:short-pages) ----------------------------------------------------------
+# Cloud Logging may answer a page with fewer entries than asked, or none but a nextPageToken: "the search
+# found no log entries so far but it did not have time to search all the possible log entries. Retry the
+# method with this value for page_token to continue the search" (ListLogEntriesResponse,
+# https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list). Each page is one request
+# against the project's "Read requests per minute" quota: what counts is what the emulator received.
+def short_pages(api: LoggingApi, empty_first: int = 2, max_entries: int = 20) -> None:
+    api.short_pages = ShortPages(empty_first=empty_first, max_entries=max_entries)
+
+
+def test_a_line_on_page_3_after_two_empty_pages_is_found_and_each_page_is_paid_for(api: tuple) -> None:
+    logging_api, server = api
+    short_pages(logging_api, empty_first=2)
+    watcher = watcher_for(server)
+    try:
+        emit(logging_api, ENQUEUED.format("p3"))
+        match = watcher.expect("archive.enqueued", {"thread_id": "p3"}, timeout=10)
+        assert match.fields["thread_id"] == "p3"
+        calls = logging_api.stats.list_calls
+        assert len(calls) == 3, f"{len(calls)} entries:list requests for one search of 3 pages"
+        # Counted per request, each timed when sent, and paced: never two in one second.
+        assert watcher.stats.reads == len(watcher.stats.read_times) == 3, watcher.stats
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+        assert watcher.stats.empty_pages == 2
+    finally:
+        watcher.close()
+
+
+def test_with_short_pages_the_emulator_never_gets_more_than_the_budget_nor_two_in_a_second(
+    api: tuple,
+) -> None:
+    """A search of 2 empty pages then 12 pages of 2 lines: the reader pays each page, so in 15 s at a
+    budget of 9 a minute (a burst of 3, then one every 10 s) the emulator sees at most 5 requests."""
+    logging_api, server = api
+    short_pages(logging_api, empty_first=2, max_entries=2)
+    for n in range(24):
+        emit(logging_api, ENQUEUED.format(f"bulk-{n}"))
+    watcher = watcher_for(server, budget=9)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed) as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "bulk-23"}, timeout=4)
+        wait_until(lambda: time.monotonic() - started >= 15 or None, timeout=20, what="15 s of reading")
+        calls = list(logging_api.stats.list_calls)
+        assert len(calls) <= 5, f"{len(calls)} entries:list requests in 15 s at 9 a minute"
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+        assert watcher.stats.reads == len(calls), "each request counted once, where the quota counts it"
+        assert "more to come" in str(failure.value), failure.value
+    finally:
+        watcher.close()
+
+
+@pytest.mark.slow
+def test_with_short_pages_no_60_s_holds_more_requests_than_the_budget(api: tuple) -> None:
+    """Greedy for 75 s: a search that never ends (empty pages forever) and a wait that never resolves."""
+    logging_api, server = api
+    short_pages(logging_api, empty_first=10**6)
+    budget = 12
+    watcher = watcher_for(server, budget=budget)
+    try:
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "never"}, timeout=75)
+        wait_until(lambda: waiting.done or None, timeout=90, what="the 75 s wait to end")
+        calls = list(logging_api.stats.list_calls)
+        busiest = max(sum(1 for t in calls if start <= t < start + 60.0) for start in calls)
+        assert busiest <= budget, f"{busiest} entries:list requests in one minute, budget {budget}"
+        assert len(calls) >= budget, "the budget was used"
+        assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
+    finally:
+        watcher.close()
+
+
+def test_a_search_that_keeps_answering_empty_pages_says_so_at_the_deadline(api: tuple) -> None:
+    logging_api, server = api
+    short_pages(logging_api, empty_first=10**6)  # the search never finishes
+    emit(logging_api, ENQUEUED.format("hidden"))
+    watcher = watcher_for(server)
+    try:
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "hidden"}, timeout=3)
+        wait_until(lambda: waiting.done or None, timeout=3 + 2 + 5, what="the wait to end near its deadline")
+        with pytest.raises(LogExpectationFailed) as failure:
+            waiting.result()
+        message = str(failure.value)
+        empty = re.search(r"got (\d+) empty page\(s\) in a row, each with a nextPageToken", message)
+        assert empty and int(empty.group(1)) >= 2, message
+        assert "asked to continue the search" in message, message
+        assert int(empty.group(1)) <= len(logging_api.stats.list_calls)
+    finally:
+        watcher.close()
+
+
+def test_nobody_waiting_ends_an_unfinished_search(api: tuple) -> None:
+    """Pages are not read for nobody: once the wait is over, the endless search stops paying."""
+    logging_api, server = api
+    short_pages(logging_api, empty_first=10**6)
+    watcher = watcher_for(server)
+    try:
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "gone"}, timeout=2)
+        wait_until(lambda: waiting.done or None, timeout=2 + 2 + 5, what="the wait to end near its deadline")
+        calls = len(logging_api.stats.list_calls)
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"
+            time.sleep(0.25)
+    finally:
+        watcher.close()
