@@ -356,7 +356,7 @@ def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
 # -- specificity: behaviours the contract allows pass everything -------------------------------------
 VARIANTS = ["archived-bool", "hard-delete", "json-logs", "slow-start", "transient-503"]
 # Cloud Logging misbehaving within what Google documents: the gate rides through, it does not fail.
-# (stack:short-pages too: tests/test_smoke_suite.py runs the whole suite under it and judges its verdict.)
+# (stack:short-pages too: tests/e2e/test_smoke_suite.py runs the whole suite under it and judges its verdict.)
 LOGGING_CONDITIONS = ["stack:logging-429", "stack:heavy-jitter", "stack:flaky-logging"]
 
 

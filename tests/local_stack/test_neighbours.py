@@ -5,7 +5,7 @@ that name no thread and no user (``Task consolidate_thread failed: ...``, ``Vect
 impossible: ...``, ``N préférences/intentions vectorisées.``). Such a line must neither fail a wait of
 the run's on its own (a neighbour's failure fails a healthy deploy) nor be taken for the run's own
 without a second signal (a neighbour's success hides the run's failure); the smoke-level proof is in
-tests/test_fault_catalogue.py (rows with neighbours).
+tests/e2e/test_fault_catalogue.py (rows with neighbours).
 """
 
 from __future__ import annotations
