@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.logs.watcher import Absence, Expectation, LogMatch, LogWatcher
-from cloudrun_smoke.service import contract
-from cloudrun_smoke.service.http import Timing
-from cloudrun_smoke.service.run import SmokeRun
-from cloudrun_smoke.service.scenarios import scenario
-from cloudrun_smoke.service.users import SmokeUser
-from cloudrun_smoke.timeutil import utcnow
+from cloudrun_smoke import (
+    Absence,
+    Environment,
+    Expectation,
+    LogMatch,
+    LogWatcher,
+    SmokeRun,
+    SmokeUser,
+    Timing,
+    contract,
+    scenario,
+    utcnow,
+)
 
 # What the runbook's test conversation talks about: concepts a consolidation can extract and find again.
 TOPIC = "Docker"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.logs.watcher import LogExpectationFailed, LogWatcher
+from cloudrun_smoke import LogExpectationFailed, LogWatcher
 from runbook import BatchRun, batch_counts
 
 pytestmark = pytest.mark.writes

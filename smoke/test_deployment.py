@@ -9,10 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.gcp import cpu_allocation
-from cloudrun_smoke.gcp.discovery import Target
-from cloudrun_smoke.report.verdict import Figure, Figures
+from cloudrun_smoke import Environment, Figure, Figures, Target, cpu_allocation
 
 # Read-only and quick: part of the on-call subset.
 pytestmark = pytest.mark.oncall

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.service.http import ServiceClient, expect_json
-from cloudrun_smoke.waiting import wait_until
+from cloudrun_smoke import Environment, ServiceClient, expect_json, wait_until
 
 # Read-only and quick: part of the on-call subset.
 pytestmark = pytest.mark.oncall

@@ -12,10 +12,15 @@ import re
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.logs.patterns import FAILURE_PATTERNS
-from cloudrun_smoke.logs.watcher import LogMatch, LogWatcher, Unattributed, names_nobody
-from cloudrun_smoke.service.run import SmokeRun
+from cloudrun_smoke import (
+    FAILURE_PATTERNS,
+    Environment,
+    LogMatch,
+    LogWatcher,
+    SmokeRun,
+    Unattributed,
+    names_nobody,
+)
 
 pytestmark = pytest.mark.run_verdict
 

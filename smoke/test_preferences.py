@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.logs.watcher import UNCONFIRMED, LogWatcher, Unattributed, names_nobody
-from cloudrun_smoke.service import contract
-from cloudrun_smoke.waiting import WaitTimeout, wait_until
+from cloudrun_smoke import (
+    UNCONFIRMED,
+    Environment,
+    LogWatcher,
+    Unattributed,
+    WaitTimeout,
+    contract,
+    names_nobody,
+    wait_until,
+)
 from runbook import PreferenceRun
 
 pytestmark = pytest.mark.writes

@@ -7,10 +7,15 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.service import contract
-from cloudrun_smoke.service.http import describe_response
-from cloudrun_smoke.service.users import SmokeUser
+from cloudrun_smoke import (
+    Environment,
+    ServiceClient,
+    SmokeUser,
+    contract,
+    describe_response,
+    dev_bypass_headers,
+    iam,
+)
 
 pytestmark = pytest.mark.security
 
@@ -23,17 +28,13 @@ def test_dev_bypass_is_refused(  # type: ignore[no-untyped-def]
     refusal says nothing about the application."""
     if not smoke_env.checks.dev_bypass_rejected:
         pytest.skip(f"[env.{smoke_env.name}.checks] dev_bypass_rejected = false: not required here")
-    from cloudrun_smoke.gcp.iam import explain
-    from cloudrun_smoke.service.auth import dev_bypass_headers
-    from cloudrun_smoke.service.http import ServiceClient
-
     headers = {**dev_bypass_headers(f"{smoke_run.user_id}-bypass", smoke_run.session_id), **smoke_invoker}
     bypass = ServiceClient(smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout)
     try:
         response = bypass.get("/api/threads/archived/list")
     finally:
         bypass.close()
-    if explain(response):
+    if iam.explain(response):
         fix = (
             "the invoker's token was refused too"
             if smoke_invoker

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.report.verdict import Figure, Figures, median, percentile
+from cloudrun_smoke import Environment, Figure, Figures, median, percentile
 from runbook import ArchiveSamples
 
 pytestmark = pytest.mark.writes

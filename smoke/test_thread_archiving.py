@@ -12,14 +12,16 @@ import contextlib
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.gcp import cpu_allocation
-from cloudrun_smoke.gcp.discovery import Target
-from cloudrun_smoke.logs.watcher import LogExpectationFailed
-from cloudrun_smoke.plugin.main import LOGGING_CLIENT_KEY
-from cloudrun_smoke.service import contract
-from cloudrun_smoke.timeutil import utcnow
-from cloudrun_smoke.waiting import WaitTimeout, wait_until
+from cloudrun_smoke import (
+    Environment,
+    LogExpectationFailed,
+    Target,
+    WaitTimeout,
+    contract,
+    cpu_allocation,
+    utcnow,
+    wait_until,
+)
 from runbook import TOPIC, ArchivedThread
 
 pytestmark = pytest.mark.writes
@@ -131,7 +133,7 @@ def _late_consolidation(
     fix = cpu_allocation.fix(bool(target.cpu_idle), env.service, env.region, env.project)
     try:
         spans = cpu_allocation.read_request_spans(
-            request.config.stash[LOGGING_CLIENT_KEY], env.project, filter_
+            request.getfixturevalue("smoke_logging_client"), env.project, filter_
         )
     except Exception as e:  # a diagnosis must not hide the failure it explains
         return f"(could not read the request log to tell a starved instance from a slow queue: {type(e).__name__}: {e}; revision {target.revision} has cpu_idle = {target.cpu_idle})"

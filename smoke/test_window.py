@@ -12,19 +12,23 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.errors import SmokeError
-from cloudrun_smoke.plugin.window import LogFigures
-from cloudrun_smoke.report.links import (
+from cloudrun_smoke import (
+    Environment,
+    Figure,
+    Figures,
+    LogFigures,
+    MetricFigure,
+    MetricReader,
+    Read,
+    SmokeError,
+    Window,
     gcloud_logging_read,
     logs_explorer_url,
+    median,
     metrics_explorer_url,
     monitoring_api_call,
+    percentile,
 )
-from cloudrun_smoke.report.verdict import Figure, Figures, median, percentile
-from cloudrun_smoke.window.logs import Read
-from cloudrun_smoke.window.monitoring import MetricFigure, MetricReader
-from cloudrun_smoke.window.period import Window
 
 pytestmark = pytest.mark.window
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from cloudrun_smoke import cli
-from cloudrun_smoke.plugin import main as plugin
+from cloudrun_smoke.plugin import options
 from helpers.paths import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -52,7 +52,7 @@ class _OptionRecorder:
 
 def plugin_options() -> set[str]:
     recorder = _OptionRecorder()
-    plugin.pytest_addoption(recorder)  # type: ignore[arg-type]
+    options.pytest_addoption(recorder)  # type: ignore[arg-type]
     return recorder.options
 
 

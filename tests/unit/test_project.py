@@ -57,4 +57,4 @@ def test_plugin_is_registered_once_and_loads_for_smoke_and_tests() -> None:
             text=True,
             timeout=120,
         ).stdout
-        assert len(re.findall(r"cloudrun_smoke[/\\]plugin[/\\]main\.py", plugins)) == 1, plugins
+        assert len(re.findall(r"cloudrun_smoke[/\\]plugin[/\\]__init__\.py", plugins)) == 1, plugins

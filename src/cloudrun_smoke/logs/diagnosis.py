@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.logs.pages import list_page
+from cloudrun_smoke.service.run import SmokeRun
 from cloudrun_smoke.timeutil import format_rfc3339
 
 SHARED_STATE_FIX = (
@@ -38,6 +39,8 @@ def request_log_filter(
         f"AND {about}" + (f" AND {when}" if when else "")
     )
 
+
+NOT_FOUND = "→ 404"  # how a failure's message names a 404 (see service.http)
 
 Row = tuple[str, str, str, Any, str]  # instance, method, URL, status, trace
 
@@ -110,3 +113,34 @@ def diagnose_404(
         "each with its own state (SQLite and Chroma live inside the container): the 404 may come from an "
         f"instance that never saw it.\n{listed}\n{SHARED_STATE_FIX}"
     )
+
+
+def explain_failure(
+    message: str,
+    failed_check: str,
+    run: SmokeRun,
+    client: Any,
+    env: Environment,
+    *,
+    pay_for_read: Callable[[float], bool],
+    diagnosed: dict[str, str],
+) -> str:
+    """The per-instance explanation of a failure whose message names a thread this run created; a
+    thread explained once (``diagnosed``: thread id -> check) is then only pointed to. Empty if none."""
+    if NOT_FOUND not in message:
+        return ""
+    created_by = {t: trace for user in run.users for t, trace in user.created_by.items()}
+    for thread_id in run.thread_ids:
+        if thread_id in message and thread_id in diagnosed:  # explained once; then a pointer to it
+            return f"thread {thread_id}: see {diagnosed[thread_id]}"
+        if thread_id in message:
+            diagnosed[thread_id] = failed_check
+            return diagnose_404(
+                client,
+                env,
+                thread_id,
+                created_by.get(thread_id, ""),
+                pay_for_read=pay_for_read,
+                since=run.started_at - timedelta(seconds=5),
+            )
+    return ""

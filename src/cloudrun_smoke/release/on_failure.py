@@ -24,13 +24,15 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.report.verdict import CheckResult
 
 EXIT_MEANINGS = {
     0: "the checks passed",
@@ -182,3 +184,42 @@ def decide(
         return Decision(PREFIX + f"nothing moved: {e}", rerun)
     except (SmokeError, OSError, subprocess.SubprocessError) as e:
         return Decision(PREFIX + f"could not complete: {e}", rerun)
+
+
+def after_run(
+    env: Environment,
+    config_path: Path,
+    results: Iterable[CheckResult],
+    rootdir: Path,
+    target: Target | None,
+    *,
+    stack_owned: bool,
+    expected_revision: str,
+    options: Mapping[str, str],
+) -> Decision:
+    """What ``--rollback-on-failure`` does once the run ended: its failed checks, the revision it
+    tested, and the options that shaped it (the re-run carries them whole)."""
+    failed = [c.nodeid for c in results if c.outcome in ("failed", "error")]
+    tested = target.revision if target is not None else ""
+    return decide(
+        env,
+        config_path,
+        failed,
+        rootdir,
+        candidate=bool(target and target.is_candidate),
+        stack_owned=stack_owned,
+        under_test=expected_revision or tested,
+        tested=tested,
+        args=as_args(options),
+    )
+
+
+def as_args(options: Mapping[str, str]) -> list[str]:
+    """Options as given on a command line (``{"--tag": "x", "-m": "oncall"}``)."""
+    args: list[str] = []
+    for flag, value in options.items():
+        if flag.startswith("--"):
+            args.append(f"{flag}={value}" if value else flag)
+        else:
+            args += [flag, value]
+    return args
