@@ -109,6 +109,9 @@ def test_filter_terms(text: str, value: str, expected: bool) -> None:
         ('metric.type = starts_with("run")', "exactly"),
         ('metric.type = "a" AND metric.type = "b"', "several metric types"),
         ("", "empty"),
+        ('metric.type == "m"', "'=='"),
+        ('metric.type = "m -- unterminated', "unterminated string"),
+        ('metric.type = "m" -- not a comment here', "'-'"),
     ],
 )
 def test_unsupported_filters_are_refused_naming_the_part(text: str, named: str) -> None:

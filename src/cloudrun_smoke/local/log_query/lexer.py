@@ -1,7 +1,7 @@
 """The tokenizer shared by the emulated filter languages (Cloud Logging queries, Monitoring filters).
 
 Strings are double-quoted with C-style escapes (others are kept as written, so a regular expression
-such as ``"\\d+"`` reaches RE2 intact); ``--`` starts a comment that runs to the end of the line;
+such as ``"\\d+"`` reaches RE2 intact); ``--`` starts a comment in a Logging query;
 comparators are ``= != < <= > >= : =~ !~``. Positions are reported as "column N" (or "line L,
 column N" in a multi-line filter).
 """
@@ -54,9 +54,13 @@ _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
 _HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 
 
-def tokenize(text: str) -> list[Token]:
-    """The filter's tokens, ending with one EOF token; malformed strings or comparators raise."""
-    return _Lexer(text).tokenize()
+def tokenize(text: str, *, monitoring: bool = False) -> list[Token]:
+    """The filter's tokens, ending with one EOF token; malformed strings or comparators raise.
+
+    The Logging query language quotes strings with ``"`` and has ``--`` comments; a Monitoring filter
+    (``monitoring=True``) also quotes with ``'`` and has no comments.
+    """
+    return _Lexer(text, monitoring).tokenize()
 
 
 def position(text: str, pos: int) -> str:
@@ -77,8 +81,10 @@ def describe(token: Token) -> str:
 
 
 class _Lexer:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, monitoring: bool) -> None:
         self.text = text
+        self.quotes = "\"'" if monitoring else '"'
+        self.comments = not monitoring
 
     def _at(self, pos: int) -> str:
         return position(self.text, pos)
@@ -90,10 +96,10 @@ class _Lexer:
             c = text[i]
             if c.isspace():
                 i += 1
-            elif text.startswith("--", i):  # a comment runs to the end of the line
+            elif self.comments and text.startswith("--", i):  # a comment runs to the end of the line
                 end = text.find("\n", i)
                 i = n if end < 0 else end
-            elif c == '"':
+            elif c in self.quotes:
                 tokens.append(self._string(i))
                 i = tokens[-1].end
             elif c == "'":
@@ -129,18 +135,18 @@ class _Lexer:
     def _string(self, start: int) -> Token:
         text, n = self.text, len(self.text)
         out: list[str] = []
-        i = start + 1
+        quote, i = text[start], start + 1
         while i < n:
             c = text[i]
-            if c == '"':
+            if c == quote:
                 return Token(TokenKind.STRING, "".join(out), start, i + 1)
             if c != "\\":
                 out.append(c)
                 i += 1
                 continue
             escape = text[i + 1 : i + 2]
-            if escape in _SIMPLE_ESCAPES:
-                out.append(_SIMPLE_ESCAPES[escape])
+            if escape in _SIMPLE_ESCAPES or escape == quote:
+                out.append(_SIMPLE_ESCAPES.get(escape, escape))
                 i += 2
             elif escape in _HEX_ESCAPES:
                 width = _HEX_ESCAPES[escape]
@@ -157,4 +163,4 @@ class _Lexer:
                 i += 2
             else:
                 break
-        raise FilterError(f"unterminated string starting at {self._at(start)}: no closing '\"'")
+        raise FilterError(f"unterminated string starting at {self._at(start)}: no closing '{quote}'")
