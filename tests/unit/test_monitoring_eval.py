@@ -14,9 +14,10 @@ import pytest
 
 from cloudrun_smoke.local import metrics, procfs
 from cloudrun_smoke.local.distribution import Distribution, ExponentialBuckets, percentile_of
+from cloudrun_smoke.local.log_query import FilterError
 from cloudrun_smoke.local.metrics import cpu_count, memory_bytes
 from cloudrun_smoke.local.monitoring_eval import evaluate
-from cloudrun_smoke.local.monitoring_filter import FilterError, parse_filter
+from cloudrun_smoke.local.monitoring_filter import parse_filter
 from cloudrun_smoke.local.monitoring_series import Descriptor, Observed, Query, QueryError, Series
 from cloudrun_smoke.waiting import wait_until
 

@@ -23,8 +23,9 @@ from google.api import metric_pb2
 from google.cloud import monitoring_v3
 
 from cloudrun_smoke.local.distribution import Distribution
+from cloudrun_smoke.local.log_query import FilterError
 from cloudrun_smoke.local.monitoring_eval import evaluate
-from cloudrun_smoke.local.monitoring_filter import FilterError, parse_filter
+from cloudrun_smoke.local.monitoring_filter import parse_filter
 from cloudrun_smoke.local.monitoring_series import Descriptor, Observed, Query, QueryError, Series
 from cloudrun_smoke.window.monitoring import MIN_ALIGNMENT_PERIOD_S
 

@@ -72,6 +72,7 @@ def position(text: str, pos: int) -> str:
 
 
 def describe(token: Token) -> str:
+    """The token as an error message names it."""
     if token.kind is TokenKind.STRING:
         shown = token.text if len(token.text) <= 30 else token.text[:27] + "..."
         return f"the string {shown!r}"
