@@ -14,8 +14,10 @@ from google.auth.credentials import AnonymousCredentials
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
+from cloudrun_smoke.logs.expectations import LogExpectationFailed
 from cloudrun_smoke.logs.pacing import ReadPacer
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogExpectationFailed, LogWatcher, throttle_backoff
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
 
@@ -212,10 +214,6 @@ def test_reads_stay_within_the_budget_and_stop_when_nobody_waits(api: tuple) -> 
             time.sleep(0.25)
     finally:
         watcher.close()
-
-
-def test_throttle_backoff_grows_with_429s_in_a_row_and_is_capped_at_the_quota_minute() -> None:
-    assert [throttle_backoff(n) for n in range(1, 7)] == [4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
 
 
 def test_a_429_pauses_reads_briefly_then_the_watcher_goes_on(api: tuple) -> None:

@@ -26,7 +26,8 @@ from cloudrun_smoke.gcp.clients import credentials_for, logging_client, run_clie
 from cloudrun_smoke.gcp.discovery import Target, discover
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report import failure_repr
 from cloudrun_smoke.report.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.report.verdict import (
