@@ -234,6 +234,25 @@ def test_a_429_pauses_reads_briefly_then_the_watcher_goes_on(api: tuple) -> None
         watcher.close()
 
 
+def test_at_the_fifth_429_in_a_row_the_waits_give_up_and_say_why(api: tuple) -> None:
+    """The pacer's one policy: four 429s in a row already paused every reader a minute (4+8+16+32 s,
+    counted here as if past); the fifth ends the pending waits at once, long before their deadline."""
+    logging_api, server = api
+    logging_api.quota = ReadQuota(per_minute=None, refuse_share=1.0)
+    pacer = ReadPacer(60)
+    for _ in range(4):
+        pacer.throttled(time.monotonic() - 1000.0)
+    watcher = watcher_for(server, pacer=pacer, is_throttled=lambda e: "429" in str(e) or "Quota" in str(e))
+    try:
+        started = time.monotonic()
+        with pytest.raises(LogExpectationFailed, match="answered 429 to 5 reads in a row") as failure:
+            watcher.expect("archive.enqueued", {"thread_id": "never"}, timeout=60.0)
+        assert time.monotonic() - started < 5.0, str(failure.value)
+        assert watcher.stats.throttled == 1
+    finally:
+        watcher.close()
+
+
 # -- every page is a read (stack:short-pages) ----------------------------------------------------------
 # Cloud Logging may answer a page with fewer entries than asked, or none but a nextPageToken: "the search
 # found no log entries so far but it did not have time to search all the possible log entries. Retry the

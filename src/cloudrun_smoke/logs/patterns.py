@@ -3,7 +3,9 @@
 Each pattern has a stable name (what checks and smoke.toml refer to), one or more accepted forms
 (the service's code and its runbook do not always agree), and named groups for the fields a check
 correlates on (``thread_id``, ``user_id``, counts). Patterns search inside the line, so a plain-text
-prefix (``2026-11-24 09:03:45,123 INFO [name]``) or a JSON ``message`` both match.
+prefix (``2026-11-24 09:03:45,123 INFO [name]``) or a JSON ``message`` both match. Each form states
+its search text and an example line by hand: deriving the text from the regex would need Python's
+private ``re._parser``, and a stated example shows the reader what the line looks like.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ CATALOGUE: Mapping[str, LogPattern] = {
 
 # The fields that tie a line to a subject. A line that captures none of them "names nobody": in
 # production it may be another user's, so it never fails a check on its own and satisfies one only with
-# a second signal of the run's own (see logs.names_nobody and docs: "Correlating lines").
+# a second signal of the run's own (see cloudrun_smoke.logs.lines.names_nobody and docs: "Correlating lines").
 SUBJECT_FIELDS: tuple[str, ...] = ("thread_id", "user_id")
 
 # What ends a wait early: a failure line naming the same thread makes waiting for success pointless (a

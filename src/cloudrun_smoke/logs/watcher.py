@@ -3,10 +3,11 @@
 Entries become visible seconds after their timestamp and out of order, so a poll of
 ``timestamp > last seen`` loses lines. Every poll re-reads from a lookback longer than the ingestion
 lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test asked still count.
-The poller reads only while someone waits, and never faster than the read budget allows (the real
-project quota is 60 read requests per minute, shared with everyone reading the project's logs; see
-:mod:`cloudrun_smoke.logs.pacing`). A read is one page: a poll that takes three pages pays three times, each page
-when it is sent, and new lines count as soon as their page arrives.
+The poller reads only while someone waits, and never faster than the read pacer allows, whose 429
+policy it follows (:mod:`cloudrun_smoke.logs.pacing`). A read is one page: a poll that takes three
+pages pays three times, each page when it is sent, and new lines count as soon as their page arrives.
+What a wait is lives in :mod:`~cloudrun_smoke.logs.expectations`, what its failure says in
+:mod:`~cloudrun_smoke.logs.explain`.
 """
 
 from __future__ import annotations
