@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cloudrun_smoke.logs.expectations import Absence, Expectation
@@ -23,41 +22,9 @@ from cloudrun_smoke.logs.explain import closest_lines, failure_message, timeout_
 from cloudrun_smoke.logs.lines import LogLine, LogMatch, Unattributed, names_nobody
 from cloudrun_smoke.logs.pacing import GIVE_UP_AT, ReadPacer
 from cloudrun_smoke.logs.patterns import FAILURES_FOR, LogPattern, pattern
+from cloudrun_smoke.logs.reads import Search, WatcherStats
 from cloudrun_smoke.logs.source import LogSource
 from cloudrun_smoke.timeutil import format_rfc3339
-
-
-@dataclass
-class WatcherStats:
-    reads: int = 0  # entries:list requests sent (one per page), failed ones included
-    throttled: int = 0
-    polls: int = 0  # searches read to their last page, plus pages that failed (what refresh() waits on)
-    read_times: list[float] = field(default_factory=list)  # wall clock of each request, when sent
-    empty_pages: int = 0  # pages with no entries but a nextPageToken: the search asked to continue
-    max_lag_seconds: float = 0.0
-    lags: list[float] = field(default_factory=list)
-
-
-@dataclass
-class _Search:
-    """A poll in progress: one filter, paged until Cloud Logging answers no ``nextPageToken``."""
-
-    filter: str
-    started: float  # watcher clock, when its first page was paid for
-    token: str | None = None
-    pages: int = 0
-    empty_in_a_row: int = 0  # the last pages came back empty but with a token
-
-    def unfinished(self) -> str:
-        """What the failure of a wait must say when this search had not ended."""
-        if not self.empty_in_a_row:
-            return f"the read in progress had {self.pages} page(s) and more to come"
-        return (
-            f"the read in progress got {self.empty_in_a_row} empty page(s) in a row, each with a "
-            "nextPageToken: Cloud Logging had not finished searching and asked to continue the search "
-            "(ListLogEntriesResponse), so lines beyond them were not seen yet. A shorter time range "
-            "searches faster (log_lookback), or allow more time (log_deadline)"
-        )
 
 
 class LogWatcher:
@@ -94,7 +61,7 @@ class LogWatcher:
         self._refresh_requested = False
         self._closed = False
         self._last_read = -1e9  # when the last complete search started (watcher clock)
-        self._search: _Search | None = None
+        self._search: Search | None = None
         self._last_error: str = ""
         self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
         self._thread.start()
@@ -331,7 +298,7 @@ class LogWatcher:
     def _someone_waits(self) -> bool:
         return bool(self._pending) or self._refresh_requested
 
-    def _request_page(self, search: _Search) -> None:
+    def _request_page(self, search: Search) -> None:
         """One page of ``search``, already paid for; its new lines are kept and judged at once."""
         issued = time.time()  # a read's time is when it was sent: the quota counts requests
         try:
@@ -404,7 +371,7 @@ class LogWatcher:
                     self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
                     continue
                 if self._search is None:
-                    self._search = _Search(self.current_filter(), now)
+                    self._search = Search(self.current_filter(), now)
                 search = self._search
             self._request_page(search)
 
