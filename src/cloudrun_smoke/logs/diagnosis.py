@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
-from cloudrun_smoke.timeutil import format_rfc3339
 
 SHARED_STATE_FIX = (
     "To share state between instances, set DATABASE_URL and CHROMA_HOST on the revision (runbook), "
@@ -23,20 +23,14 @@ SHARED_STATE_FIX = (
 
 
 def request_log_filter(
-    env: Environment, object_id: str, creation_trace: str = "", since: datetime | None = None
+    scope: CloudRunScope, object_id: str, creation_trace: str = "", since: datetime | None = None
 ) -> str:
-    """``since`` bounds the search in time (the run's start): without a bound the client library adds
-    the last 24 hours, and a narrower search answers sooner."""
+    """The request logs about ``object_id`` (its URL, or the trace of the request that created it);
+    ``since`` bounds the search in time (the run's start), so that it answers sooner."""
     about = f'httpRequest.requestUrl:"{object_id}"'
     if creation_trace:
-        about = f'({about} OR trace="projects/{env.project}/traces/{creation_trace}")'
-    when = f'timestamp>="{format_rfc3339(since)}"' if since is not None else ""
-    return (
-        'resource.type="cloud_run_revision" '
-        f'AND resource.labels.service_name="{env.service}" '
-        f'AND logName="projects/{env.project}/logs/run.googleapis.com%2Frequests" '
-        f"AND {about}" + (f" AND {when}" if when else "")
-    )
+        about = f'({about} OR trace="projects/{scope.project}/traces/{creation_trace}")'
+    return f"{scope.request_logs_filter(since)} AND {about}"
 
 
 Row = tuple[str, str, str, Any, str]  # instance, method, URL, status, trace
@@ -85,7 +79,7 @@ def diagnose_404(
     creating request and the 404 are both visible or ``wait`` seconds passed. Every page is paid from
     the run's read budget (``pay_for_read(until)``, the log watcher's), like the watcher's own polls.
     """
-    filter_ = request_log_filter(env, object_id, creation_trace, since)
+    filter_ = request_log_filter(CloudRunScope.of(env), object_id, creation_trace, since)
     deadline = time.monotonic() + wait
     rows: list[Row] = []
     while True:

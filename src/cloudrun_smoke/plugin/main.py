@@ -24,6 +24,7 @@ from cloudrun_smoke.config.environment import ENV_VAR, Environment, load_config
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.clients import credentials_for, logging_client, run_clients
 from cloudrun_smoke.gcp.discovery import Target, discover
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
@@ -404,20 +405,6 @@ def smoke_service(smoke_user: SmokeUser) -> ServiceClient:
     return smoke_user.client
 
 
-def _base_filter(env: Environment, target: Target) -> str:
-    parts = [
-        'resource.type="cloud_run_revision"',
-        f'resource.labels.service_name="{env.service}"',
-        f'resource.labels.location="{env.region}"',
-    ]
-    if target.revision:
-        parts.append(f'resource.labels.revision_name="{target.revision}"')
-    stdout = f"projects/{env.project}/logs/run.googleapis.com%2Fstdout"
-    stderr = f"projects/{env.project}/logs/run.googleapis.com%2Fstderr"
-    parts.append(f'(logName="{stdout}" OR logName="{stderr}")')
-    return " AND ".join(parts)
-
-
 @pytest.fixture(scope="session")
 def smoke_logs(
     smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun, request: pytest.FixtureRequest
@@ -445,7 +432,7 @@ def smoke_logs(
     workers = int(workerinput.get("workercount", 1) or 1)
     watcher = LogWatcher(
         CloudLoggingSource(client, smoke_env.project),
-        _base_filter(smoke_env, smoke_target),
+        CloudRunScope.of(smoke_env, smoke_target.revision).service_logs_filter(),
         smoke_run.started_at,
         budget_per_minute=max(1, smoke_env.read_budget_per_minute // workers),
         lookback_seconds=smoke_env.log_lookback,

@@ -20,13 +20,14 @@ import pytest
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.plugin.main import STACK_KEY
 from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from cloudrun_smoke.window.consolidations import ConsolidationStats, consolidation_stats
 from cloudrun_smoke.window.logs import Read, ReadBudget, WindowLogReader
-from cloudrun_smoke.window.monitoring import MetricReader, Scope
+from cloudrun_smoke.window.monitoring import MetricReader
 from cloudrun_smoke.window.period import Window, parse_duration, resolve_window
 
 MARKER = "window"
@@ -222,7 +223,7 @@ def smoke_metrics(
     if smoke_window.metrics_skipped:  # every Monitoring figure skips, saying why; the log figures run
         pytest.skip(f"{smoke_window.metrics_skipped} ([env.{smoke_env.name}.window] metric_delay)")
     client = _client(monitoring_client, smoke_env)
-    scope = Scope(smoke_env.project, smoke_env.service, smoke_env.region, _scope_revision(smoke_target))
+    scope = CloudRunScope.of(smoke_env, _scope_revision(smoke_target))
     reader = MetricReader(
         client,
         scope,

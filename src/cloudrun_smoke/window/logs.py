@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.logs.patterns import LogPattern
 from cloudrun_smoke.logs.watcher import to_line
-from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.window.period import Window
 
 PAGE_SIZE = 1000
@@ -135,35 +135,19 @@ class WindowLogReader:
         self._budget = budget
         self._loggers: dict[str, Any] = {}
         self.pages = 0
-        parts = [
-            'resource.type="cloud_run_revision"',
-            f'resource.labels.service_name="{service}"',
-            f'resource.labels.location="{region}"',
-        ]
-        if revision:
-            parts.append(f'resource.labels.revision_name="{revision}"')
-        parts += [
-            f'timestamp>="{format_rfc3339(window.start)}"',
-            f'timestamp<="{format_rfc3339(window.end)}"',
-        ]
-        self.scope_filter = " AND ".join(parts)
-
-    def _log(self, log_id: str) -> str:
-        return f'logName="projects/{self._project}/logs/{log_id.replace("/", "%2F")}"'
+        self.scope = CloudRunScope(project, region, service, revision)
 
     def archive_requests_filter(self) -> str:
-        return (
-            f"{self.scope_filter} AND {self._log('run.googleapis.com/requests')} "
-            f'AND httpRequest.requestMethod="PATCH" AND httpRequest.requestUrl=~{_quoted(ARCHIVE_URL)}'
-        )
+        requests = self.scope.request_logs_filter(self.window.start, self.window.end)
+        return f'{requests} AND httpRequest.requestMethod="PATCH" AND httpRequest.requestUrl=~{_quoted(ARCHIVE_URL)}'
 
     def app_lines_filter(self, catalogue: Mapping[str, LogPattern]) -> str:
-        logs = f"({self._log('run.googleapis.com/stdout')} OR {self._log('run.googleapis.com/stderr')})"
+        lines = self.scope.service_logs_filter(self.window.start, self.window.end)
         terms = search_terms(catalogue[name] for name in APP_PATTERNS)
         if not terms:
-            return f"{self.scope_filter} AND {logs}"
+            return lines
         has = " OR ".join(f"textPayload:{_quoted(t)} OR jsonPayload.message:{_quoted(t)}" for t in terms)
-        return f"{self.scope_filter} AND {logs} AND ({has})"
+        return f"{lines} AND ({has})"
 
     def archive_latencies(self) -> Read:
         """Server-side latency (ms) of every ``PATCH /api/threads/{id}`` in the window."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.window.distributions import Estimate, percentile
 from cloudrun_smoke.window.period import Window
 
@@ -35,27 +36,6 @@ MIN_ALIGNMENT_PERIOD_S = 60
 CLOUD_RUN_SAMPLE_PERIOD_S = 60
 CLOUD_RUN_VISIBILITY_DELAY_S = 180
 CLOUD_RUN_METRIC_DELAY_S = CLOUD_RUN_SAMPLE_PERIOD_S + CLOUD_RUN_VISIBILITY_DELAY_S
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which series: the service, and one revision when a candidate is targeted (else all of them)."""
-
-    project: str
-    service: str
-    region: str
-    revision: str = ""
-
-    def filter(self, metric_type: str) -> str:
-        parts = [
-            f'metric.type = "{metric_type}"',
-            'resource.type = "cloud_run_revision"',
-            f'resource.labels.service_name = "{self.service}"',
-            f'resource.labels.location = "{self.region}"',
-        ]
-        if self.revision:
-            parts.append(f'resource.labels.revision_name = "{self.revision}"')
-        return " AND ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -99,7 +79,7 @@ class MetricReader:
     """The window's metric figures for one scope; ``calls`` counts ListTimeSeries pages read."""
 
     def __init__(
-        self, client: Any, scope: Scope, window: Window, *, gauge_period: int = 60, endpoint: str = ""
+        self, client: Any, scope: CloudRunScope, window: Window, *, gauge_period: int = 60, endpoint: str = ""
     ) -> None:
         self._client = client
         self.scope = scope
@@ -192,7 +172,7 @@ class MetricReader:
     ) -> Query:
         return Query(
             metric_type,
-            self.scope.filter(metric_type),
+            self.scope.metric_filter(metric_type),
             aligner,
             reducer,
             period or self.window.seconds,
