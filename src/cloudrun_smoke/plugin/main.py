@@ -24,6 +24,7 @@ from cloudrun_smoke.config.environment import ENV_VAR, Environment, load_config
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.clients import credentials_for, logging_client, run_clients
 from cloudrun_smoke.gcp.discovery import Target, discover
+from cloudrun_smoke.gcp.errors import is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
@@ -410,8 +411,6 @@ def smoke_logs(
     smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun, request: pytest.FixtureRequest
 ) -> Iterator[LogWatcher]:
     """One Cloud Logging poller for the whole run, scoped to the revision under test."""
-    from google.api_core import exceptions as gexc
-
     try:
         client = logging_client(smoke_env, credentials_for(smoke_env))
     except SmokeError as e:
@@ -437,7 +436,7 @@ def smoke_logs(
         budget_per_minute=max(1, smoke_env.read_budget_per_minute // workers),
         lookback_seconds=smoke_env.log_lookback,
         explore_hint=explore,
-        is_throttled=lambda e: isinstance(e, gexc.TooManyRequests),
+        is_throttled=is_throttled,
         catalogue=catalogue_with(smoke_env.patterns),
     )
     request.config.stash[WATCHER_KEY] = watcher

@@ -274,17 +274,10 @@ class LogFigures:
 
     @staticmethod
     def _call(read: Any) -> Read:
-        from google.api_core import exceptions as gexc
-
         try:
             result: Read = read()
-        except gexc.PermissionDenied:
-            pytest.fail(
-                "not allowed to read Cloud Logging: grant roles/logging.viewer to the identity running the suite",
-                pytrace=False,
-            )
-        except (gexc.GoogleAPIError, OSError) as e:  # OSError: refused, DNS, TLS
-            pytest.fail(f"cannot read Cloud Logging: {type(e).__name__}: {e}", pytrace=False)
+        except SmokeError as e:
+            pytest.fail(str(e), pytrace=False)
         return result
 
 
@@ -304,6 +297,7 @@ def smoke_window_logs(
         window=smoke_window,
         max_pages=smoke_env.window.max_log_pages,
         budget=ReadBudget(smoke_env.read_budget_per_minute),
+        endpoint=smoke_env.logging_api_endpoint,
     )
     state = request.config.stash[STATE_KEY]
     state.logs = reader

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, LOGGING_API, api_error, is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.logs.patterns import LogPattern
@@ -127,9 +128,11 @@ class WindowLogReader:
         window: Window,
         max_pages: int,
         budget: ReadBudget,
+        endpoint: str = "",
     ) -> None:
         self._client = client
         self._project = project
+        self._endpoint = endpoint  # the configured Logging endpoint, for messages ("" for Google's)
         self.window = window
         self._max_pages = max_pages
         self._budget = budget
@@ -160,9 +163,8 @@ class WindowLogReader:
         return Read([to_line(e) for e in read.items], read.pages, read.capped, read.filter)
 
     def _read(self, filter_: str) -> Read:
-        """Pages of ``filter_`` in timestamp order, up to the cap; a 429 backs off and resumes."""
-        from google.api_core import exceptions as gexc
-
+        """Pages of ``filter_`` in timestamp order, up to the cap; a 429 backs off and resumes. Any other
+        failure, or a 429 too many, is a :class:`SmokeError` naming what to do."""
         entries: list[Any] = []
         calls, pages, token, throttled = 0, 0, None, 0
         while pages < self._max_pages:
@@ -171,10 +173,13 @@ class WindowLogReader:
             self.pages += 1
             try:
                 page, token = self._page(filter_, token)
-            except gexc.TooManyRequests:
+            except GOOGLE_ERRORS as e:
                 throttled += 1
-                if throttled > THROTTLE_RETRIES:
-                    raise
+                if not is_throttled(e) or throttled > THROTTLE_RETRIES:
+                    where = f"project {self._project!r}"
+                    raise api_error(
+                        e, LOGGING_API, what="read log entries", endpoint=self._endpoint, where=where
+                    ) from None
                 self._budget.back_off(min(30.0, 2.0**throttled))
                 continue  # resumes from the same page token
             pages += 1

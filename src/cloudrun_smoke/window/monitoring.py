@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, MONITORING_API, api_error, is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.window.distributions import Estimate, percentile
 from cloudrun_smoke.window.period import Window
@@ -59,20 +60,6 @@ class MetricFigure:
     query: Query
     note: str = ""
     extra: dict[str, float] = field(default_factory=dict)
-
-
-def _api_error(endpoint: str, error: Exception) -> SmokeError:
-    from google.api_core import exceptions as gexc
-
-    if isinstance(error, gexc.PermissionDenied | gexc.Unauthenticated):
-        return SmokeError(
-            "not allowed to read Cloud Monitoring time series: grant roles/monitoring.viewer "
-            f"to the identity running the suite ({type(error).__name__})"
-        )
-    if isinstance(error, gexc.InvalidArgument | gexc.NotFound):
-        return SmokeError(f"Cloud Monitoring refused the query: {getattr(error, 'message', error)}")
-    where = endpoint or "monitoring.googleapis.com"
-    return SmokeError(f"cannot read Cloud Monitoring at {where}: {type(error).__name__}: {error}")
 
 
 class MetricReader:
@@ -201,7 +188,7 @@ class MetricReader:
             view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
         )
         retry = retries.Retry(
-            predicate=retries.if_exception_type(gexc.ServiceUnavailable, gexc.TooManyRequests),
+            predicate=lambda e: is_throttled(e) or isinstance(e, gexc.ServiceUnavailable),
             initial=1.0,
             maximum=10.0,
             timeout=CALL_TIMEOUT,
@@ -212,6 +199,12 @@ class MetricReader:
             for page in pager.pages:
                 self.calls += 1
                 series.extend(page.time_series)
-        except gexc.GoogleAPIError as e:
-            raise _api_error(self._endpoint, e) from None
+        except GOOGLE_ERRORS as e:
+            raise api_error(
+                e,
+                MONITORING_API,
+                what="read time series",
+                endpoint=self._endpoint,
+                where=f"project {self.scope.project!r}",
+            ) from None
         return series
