@@ -40,7 +40,7 @@ from cloudrun_smoke.report.verdict import (
     write_report,
 )
 from cloudrun_smoke.service import redaction, scenarios, users
-from cloudrun_smoke.service.auth import auth_headers, id_token_audience, invoker_headers
+from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, request_headers
 from cloudrun_smoke.service.http import ServiceClient
 from cloudrun_smoke.service.run import SmokeRun
 from cloudrun_smoke.service.scenarios import SCENARIO_FIXTURES
@@ -359,25 +359,19 @@ def smoke_users(
         if key not in by_name:
             user_id = smoke_run.user_id + (f"-{key}" if key else "")
             try:
-                login_via = (  # the login is a request of the run: its markers, the invoker's token
-                    ServiceClient(
-                        smoke_target.url, smoke_invoker, smoke_run.run_id, timeout=smoke_env.http_timeout
-                    )
-                    if smoke_env.auth == "login"
-                    else None
-                )
-                own = auth_headers(
+                headers = request_headers(
                     smoke_env,
                     user_id,
                     smoke_run.session_id,
-                    base_url=smoke_target.url,
+                    url=smoke_target.url,
+                    invoker=smoke_invoker,
                     audience=audience,
-                    login_via=login_via,
+                    run_id=smoke_run.run_id,
                 )
             except SmokeError as e:
                 _fail(e)
             client = ServiceClient(
-                smoke_target.url, {**own, **smoke_invoker}, smoke_run.run_id, timeout=smoke_env.http_timeout
+                smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout
             )
             if by_name:
                 client.timings = next(iter(by_name.values())).client.timings  # one timing log per run

@@ -123,20 +123,15 @@ def smoke_window_traffic(smoke_env: Environment, smoke_target: Target, request: 
     if not (smoke_env.stack and STACK_KEY in request.config.stash):
         return ""
     from cloudrun_smoke.local.traffic import run_background_traffic
-    from cloudrun_smoke.service.auth import auth_headers, id_token_audience, invoker_headers
-    from cloudrun_smoke.service.http import ServiceClient
+    from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, request_headers
 
     url = smoke_target.url
     audience = id_token_audience(smoke_env, smoke_target.service_url, url)
 
     def headers_for(user_id: str) -> dict[str, str]:
-        login_via = (
-            ServiceClient(url, invoker, timeout=smoke_env.http_timeout) if smoke_env.auth == "login" else None
+        return request_headers(
+            smoke_env, user_id, f"session-{user_id}", url=url, invoker=invoker, audience=audience
         )
-        own = auth_headers(
-            smoke_env, user_id, f"session-{user_id}", base_url=url, audience=audience, login_via=login_via
-        )
-        return {**own, **invoker}
 
     try:
         invoker = invoker_headers(smoke_env, audience)
