@@ -16,8 +16,11 @@ from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic as traffic_
 from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, RUN_ADMIN_API, api_error
 from cloudrun_smoke.gcp.traffic import TrafficShare, is_ready, short_name
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 
 __all__ = ["Target", "TrafficShare", "discover", "short_name"]
+
+RECONCILE_POLL_S = 2.0  # between reads of a service that is still reconciling
 
 
 @dataclass(frozen=True)
@@ -112,16 +115,21 @@ def discover(
     a no-traffic candidate through its tag URL."""
     name = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
     started = time.monotonic()
-    deadline = started + reconcile_timeout
-    while True:
+    read: list[Any] = []  # the latest read: a service still reconciling at the deadline is described as is
+
+    def settled() -> Any:
         try:
-            service = services_client.get_service(name=name)
+            read[:] = [services_client.get_service(name=name)]
         except GOOGLE_ERRORS as e:
             raise _api_error(env, "read the service", e) from None
-        if not service.reconciling or time.monotonic() >= deadline:
-            break
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+        return None if read[0].reconciling else read[0]
 
+    try:
+        service = wait_until(
+            settled, timeout=reconcile_timeout, what=f"{name} to stop reconciling", interval=RECONCILE_POLL_S
+        )
+    except WaitTimeout:
+        service = read[0]
     waited = time.monotonic() - started
     traffic = traffic_.shares(service)
     revision_name = traffic_.serving(traffic) or short_name(service.latest_ready_revision)

@@ -15,6 +15,7 @@ from typing import Any
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 
 SHARED_STATE_FIX = (
     "To share state between instances, set DATABASE_URL and CHROMA_HOST on the revision (runbook), "
@@ -82,17 +83,23 @@ def diagnose_404(
     filter_ = request_log_filter(CloudRunScope.of(env), object_id, creation_trace, since)
     deadline = time.monotonic() + wait
     rows: list[Row] = []
-    while True:
-        try:
-            found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
-        except Exception as e:  # a diagnosis must never hide the failure it explains
-            return f"(request logs unavailable: {type(e).__name__})"
+
+    def search_done() -> bool | None:
+        """Search once; done when both requests are visible, or the budget gave no turn in time."""
+        nonlocal rows
+        found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
         rows = found if searched or not rows else rows  # a search cut short keeps the last whole one
         complete = any(r[3] == 404 for r in rows) and (
             not creation_trace or any(r[4].endswith(creation_trace) for r in rows)
         )
-        if complete or not searched or time.monotonic() >= deadline:
-            break
+        return True if complete or not searched else None
+
+    try:  # each search waits its turn at the read budget: no pause between searches
+        wait_until(search_done, timeout=wait, what=f"the request logs about {object_id}", interval=0.0)
+    except WaitTimeout:
+        pass  # what surfaced by the deadline may tell anyway
+    except Exception as e:  # a diagnosis must never hide the failure it explains
+        return f"(request logs unavailable: {type(e).__name__})"
     instances = sorted({r[0] for r in rows})
     if len(instances) < 2:
         return ""
