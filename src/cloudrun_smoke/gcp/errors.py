@@ -20,6 +20,8 @@ GOOGLE_ERRORS: tuple[type[Exception], ...] = (gexc.GoogleAPIError, auth_exceptio
 # Refused for the caller: the JSON (REST) transports, which discovery and the log reads use, raise HTTP's
 # 403 Forbidden / 401 Unauthorized; gRPC's PermissionDenied / Unauthenticated are their subclasses.
 NOT_ALLOWED = (gexc.Forbidden, gexc.Unauthorized)
+# The request itself refused (a filter, a name): gRPC's InvalidArgument is a BadRequest.
+REFUSED = (gexc.BadRequest, gexc.NotFound)
 LOGIN_HINT = "refresh your credentials: gcloud auth application-default login"
 
 
@@ -71,9 +73,7 @@ def api_error(
     if isinstance(exc, NOT_ALLOWED):
         grant = permission or f"grant {api.role} to the identity running the suite"
         return SmokeError(f"not allowed to {what}{in_where}: {grant}")
-    if isinstance(
-        exc, gexc.BadRequest | gexc.NotFound
-    ):  # InvalidArgument is a BadRequest  # the request itself, not the service
+    if isinstance(exc, REFUSED):
         return SmokeError(
             f"cannot {what}{in_where}: {api.name} refused the request: {getattr(exc, 'message', exc)}"
         )
