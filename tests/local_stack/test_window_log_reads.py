@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
+from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import RevisionResource
@@ -153,8 +154,6 @@ def test_a_429_backs_off_and_resumes_where_it_stopped(api: LoggingApi, server: J
 
 
 def test_the_fifth_429_in_a_row_gives_up(api: LoggingApi, server: JsonApiServer) -> None:
-    from google.api_core import exceptions as gexc
-
     now = [0.0]
     api.quota = ReadQuota(per_minute=None, clock=lambda: now[0], refuse_share=1.0)
     slept: list[float] = []
@@ -164,6 +163,7 @@ def test_the_fifth_429_in_a_row_gives_up(api: LoggingApi, server: JsonApiServer)
         now[0] += seconds
 
     r = reader(server.endpoint, pacer=ReadPacer(60, clock=lambda: now[0], sleep=sleep))
-    with pytest.raises(gexc.TooManyRequests):
+    with pytest.raises(SmokeError) as refused:
         r.archive_latencies()
     assert (slept, r.pages) == ([4.0, 8.0, 16.0, 32.0], 5)
+    assert "TooManyRequests: 429" in str(refused.value)

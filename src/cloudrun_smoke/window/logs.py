@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, LOGGING_API, api_error, is_throttled
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.logs.patterns import LogPattern
 from cloudrun_smoke.logs.source import to_line
-from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.window.period import Window
 
 PAGE_SIZE = 1000
@@ -77,43 +78,29 @@ class WindowLogReader:
         window: Window,
         max_pages: int,
         pacer: ReadPacer,
+        endpoint: str = "",
     ) -> None:
         self._client = client
         self._project = project
+        self._endpoint = endpoint  # the configured Logging endpoint, for messages ("" for Google's)
         self.window = window
         self._max_pages = max_pages
         self._pacer = pacer
         self._loggers: dict[str, Any] = {}
         self.pages = 0
-        parts = [
-            'resource.type="cloud_run_revision"',
-            f'resource.labels.service_name="{service}"',
-            f'resource.labels.location="{region}"',
-        ]
-        if revision:
-            parts.append(f'resource.labels.revision_name="{revision}"')
-        parts += [
-            f'timestamp>="{format_rfc3339(window.start)}"',
-            f'timestamp<="{format_rfc3339(window.end)}"',
-        ]
-        self.scope_filter = " AND ".join(parts)
-
-    def _log(self, log_id: str) -> str:
-        return f'logName="projects/{self._project}/logs/{log_id.replace("/", "%2F")}"'
+        self.scope = CloudRunScope(project, region, service, revision)
 
     def archive_requests_filter(self) -> str:
-        return (
-            f"{self.scope_filter} AND {self._log('run.googleapis.com/requests')} "
-            f'AND httpRequest.requestMethod="PATCH" AND httpRequest.requestUrl=~{_quoted(ARCHIVE_URL)}'
-        )
+        requests = self.scope.request_logs_filter(self.window.start, self.window.end)
+        return f'{requests} AND httpRequest.requestMethod="PATCH" AND httpRequest.requestUrl=~{_quoted(ARCHIVE_URL)}'
 
     def app_lines_filter(self, catalogue: Mapping[str, LogPattern]) -> str:
-        logs = f"({self._log('run.googleapis.com/stdout')} OR {self._log('run.googleapis.com/stderr')})"
+        lines = self.scope.service_logs_filter(self.window.start, self.window.end)
         terms = search_terms(catalogue[name] for name in APP_PATTERNS)
         if not terms:
-            return f"{self.scope_filter} AND {logs}"
+            return lines
         has = " OR ".join(f"textPayload:{_quoted(t)} OR jsonPayload.message:{_quoted(t)}" for t in terms)
-        return f"{self.scope_filter} AND {logs} AND ({has})"
+        return f"{lines} AND ({has})"
 
     def archive_latencies(self) -> Read:
         """Server-side latency (ms) of every ``PATCH /api/threads/{id}`` in the window."""
@@ -126,10 +113,9 @@ class WindowLogReader:
         return Read([to_line(e) for e in read.items], read.pages, read.capped, read.filter)
 
     def _read(self, filter_: str) -> Read:
-        """Pages of ``filter_`` in timestamp order, up to the cap; after a 429 the pacer pauses, and the
-        read resumes from the same page or gives up (:mod:`cloudrun_smoke.logs.pacing`)."""
-        from google.api_core import exceptions as gexc
-
+        """Pages of ``filter_`` in timestamp order, up to the cap; after a 429 the pacer pauses and the
+        read resumes from the same page, or gives up (:mod:`cloudrun_smoke.logs.pacing`). Any other
+        failure, or the 429 the pacer gives up at, is a :class:`SmokeError` naming what to do."""
         entries: list[Any] = []
         calls, pages, token = 0, 0, None
         while pages < self._max_pages:
@@ -138,9 +124,12 @@ class WindowLogReader:
             self.pages += 1
             try:
                 page, token = self._page(filter_, token)
-            except gexc.TooManyRequests:
-                if self._pacer.throttled(self._pacer.clock()):
-                    raise
+            except GOOGLE_ERRORS as e:
+                if not is_throttled(e) or self._pacer.throttled(self._pacer.clock()):
+                    where = f"project {self._project!r}"
+                    raise api_error(
+                        e, LOGGING_API, what="read log entries", endpoint=self._endpoint, where=where
+                    ) from None
                 continue  # resumes from the same page token
             self._pacer.served()
             pages += 1
