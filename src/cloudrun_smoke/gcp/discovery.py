@@ -17,7 +17,8 @@ from google.auth import exceptions as auth_exceptions
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic as traffic_
-from cloudrun_smoke.gcp.traffic import TrafficShare, is_ready, short_name
+from cloudrun_smoke.gcp.readiness import readiness
+from cloudrun_smoke.gcp.traffic import TrafficShare, short_name
 
 __all__ = ["Target", "TrafficShare", "discover", "short_name"]
 
@@ -143,7 +144,7 @@ def discover(
     if tag or revision:
         candidate = _candidate(traffic, tag, revision, name)
         revision_name, url, candidate_tag = candidate.revision, candidate.uri, candidate.tag
-    service_ready, service_message = is_ready([service.terminal_condition])
+    service_ready, service_message = readiness([service.terminal_condition])
 
     revision_ready, revision_message = False, "no revision serves traffic"
     container: Any = None
@@ -155,7 +156,7 @@ def discover(
             revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
         except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as e:
             raise _api_error(env, f"read revision {revision_name}", e) from None
-        revision_ready, revision_message = is_ready(revision.conditions)
+        revision_ready, revision_message = readiness(revision.conditions)
         container = revision.containers[0] if revision.containers else None
         scaling = revision.scaling
         timeout_seconds = int(revision.timeout.total_seconds()) if revision.timeout else None
