@@ -15,7 +15,8 @@ from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic as traffic_
 from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, RUN_ADMIN_API, api_error
-from cloudrun_smoke.gcp.traffic import TrafficShare, is_ready, short_name
+from cloudrun_smoke.gcp.readiness import readiness
+from cloudrun_smoke.gcp.traffic import TrafficShare, short_name
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 
 __all__ = ["Target", "TrafficShare", "discover", "short_name"]
@@ -76,14 +77,22 @@ def cpu_idle_of(container: Any) -> bool | None:
     return bool(container.resources.cpu_idle)
 
 
-def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
+def run_admin_api_error(env: Environment, what: str, error: Exception, *, permission: str = "") -> SmokeError:
+    """A failed Admin API call about ``env``'s service as one line (discovery's, and the rollback's with
+    its ``permission``)."""
     where = f"project {env.project!r}, region {env.region!r}"
     missing = (
         f"Cloud Run service {env.service!r} not found in {where} ({env.source} [env.{env.name}]); "
         f"look: gcloud run services list --project {env.project} --region {env.region}"
     )
     return api_error(
-        error, RUN_ADMIN_API, what=what, endpoint=env.run_api_endpoint, where=where, not_found=missing
+        error,
+        RUN_ADMIN_API,
+        what=what,
+        endpoint=env.run_api_endpoint,
+        where=where,
+        not_found=missing,
+        permission=permission,
     )
 
 
@@ -121,7 +130,7 @@ def discover(
         try:
             read[:] = [services_client.get_service(name=name)]
         except GOOGLE_ERRORS as e:
-            raise _api_error(env, "read the service", e) from None
+            raise run_admin_api_error(env, "read the service", e) from None
         return None if read[0].reconciling else read[0]
 
     try:
@@ -138,7 +147,7 @@ def discover(
     if tag or revision:
         candidate = _candidate(traffic, tag, revision, name)
         revision_name, url, candidate_tag = candidate.revision, candidate.uri, candidate.tag
-    service_ready, service_message = is_ready([service.terminal_condition])
+    service_ready, service_message = readiness([service.terminal_condition])
 
     revision_ready, revision_message = False, "no revision serves traffic"
     container: Any = None
@@ -149,8 +158,8 @@ def discover(
         try:
             revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
         except GOOGLE_ERRORS as e:
-            raise _api_error(env, f"read revision {revision_name}", e) from None
-        revision_ready, revision_message = is_ready(revision.conditions)
+            raise run_admin_api_error(env, f"read revision {revision_name}", e) from None
+        revision_ready, revision_message = readiness(revision.conditions)
         container = revision.containers[0] if revision.containers else None
         scaling = revision.scaling
         timeout_seconds = int(revision.timeout.total_seconds()) if revision.timeout else None
