@@ -13,8 +13,8 @@ from cloudrun_smoke import (
     SmokeUser,
     contract,
     describe_response,
-    dev_bypass_headers,
     iam,
+    request_headers,
 )
 
 pytestmark = pytest.mark.security
@@ -28,7 +28,10 @@ def test_dev_bypass_is_refused(  # type: ignore[no-untyped-def]
     refusal says nothing about the application."""
     if not smoke_env.checks.dev_bypass_rejected:
         pytest.skip(f"[env.{smoke_env.name}.checks] dev_bypass_rejected = false: not required here")
-    headers = {**dev_bypass_headers(f"{smoke_run.user_id}-bypass", smoke_run.session_id), **smoke_invoker}
+    user_id, session_id = f"{smoke_run.user_id}-bypass", smoke_run.session_id
+    headers = request_headers(
+        smoke_env, user_id, session_id, url=smoke_target.url, invoker=smoke_invoker, mode="dev-bypass"
+    )
     bypass = ServiceClient(smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout)
     try:
         response = bypass.get("/api/threads/archived/list")

@@ -13,6 +13,7 @@ import contextlib
 import pytest
 
 from cloudrun_smoke import (
+    CloudRunScope,
     Environment,
     LogExpectationFailed,
     Target,
@@ -129,7 +130,7 @@ def _late_consolidation(
         if expectation.match is not None
     ]
     since = min(t for _, t in progress)
-    filter_ = cpu_allocation.requests_filter(env.project, env.region, env.service, target.revision, since)
+    filter_ = CloudRunScope.of(env, target.revision).request_logs_filter(since)
     fix = cpu_allocation.fix(bool(target.cpu_idle), env.service, env.region, env.project)
     try:
         spans = cpu_allocation.read_request_spans(

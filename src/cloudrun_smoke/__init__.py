@@ -17,26 +17,20 @@ if TYPE_CHECKING:
     from cloudrun_smoke.errors import SmokeError
     from cloudrun_smoke.gcp import cpu_allocation, iam
     from cloudrun_smoke.gcp.discovery import Target
+    from cloudrun_smoke.gcp.scope import CloudRunScope
+    from cloudrun_smoke.logs.expectations import Absence, Expectation, LogExpectationFailed
+    from cloudrun_smoke.logs.lines import UNCONFIRMED, LogMatch, Unattributed, names_nobody
     from cloudrun_smoke.logs.patterns import FAILURE_PATTERNS
-    from cloudrun_smoke.logs.watcher import (
-        UNCONFIRMED,
-        Absence,
-        Expectation,
-        LogExpectationFailed,
-        LogMatch,
-        LogWatcher,
-        Unattributed,
-        names_nobody,
-    )
+    from cloudrun_smoke.logs.watcher import LogWatcher
     from cloudrun_smoke.report.links import (
         gcloud_logging_read,
         logs_explorer_url,
         metrics_explorer_url,
         monitoring_api_call,
     )
-    from cloudrun_smoke.report.verdict import Figure, Figures, median, percentile
+    from cloudrun_smoke.report.verdict import Figure, Figures, median, nearest_rank_percentile
     from cloudrun_smoke.service import contract
-    from cloudrun_smoke.service.auth import dev_bypass_headers
+    from cloudrun_smoke.service.auth import request_headers
     from cloudrun_smoke.service.http import ServiceClient, Timing, describe_response, expect_json
     from cloudrun_smoke.service.run import SmokeRun
     from cloudrun_smoke.service.scenarios import scenario
@@ -54,14 +48,14 @@ _WHERE: dict[str, str] = {
     "SmokeError": "cloudrun_smoke.errors",
     "Target": "cloudrun_smoke.gcp.discovery",
     "FAILURE_PATTERNS": "cloudrun_smoke.logs.patterns",
-    "UNCONFIRMED": "cloudrun_smoke.logs.watcher",
-    "Absence": "cloudrun_smoke.logs.watcher",
-    "Expectation": "cloudrun_smoke.logs.watcher",
-    "LogExpectationFailed": "cloudrun_smoke.logs.watcher",
-    "LogMatch": "cloudrun_smoke.logs.watcher",
+    "UNCONFIRMED": "cloudrun_smoke.logs.lines",
+    "Absence": "cloudrun_smoke.logs.expectations",
+    "Expectation": "cloudrun_smoke.logs.expectations",
+    "LogExpectationFailed": "cloudrun_smoke.logs.expectations",
+    "LogMatch": "cloudrun_smoke.logs.lines",
     "LogWatcher": "cloudrun_smoke.logs.watcher",
-    "Unattributed": "cloudrun_smoke.logs.watcher",
-    "names_nobody": "cloudrun_smoke.logs.watcher",
+    "Unattributed": "cloudrun_smoke.logs.lines",
+    "names_nobody": "cloudrun_smoke.logs.lines",
     "gcloud_logging_read": "cloudrun_smoke.report.links",
     "logs_explorer_url": "cloudrun_smoke.report.links",
     "metrics_explorer_url": "cloudrun_smoke.report.links",
@@ -69,8 +63,9 @@ _WHERE: dict[str, str] = {
     "Figure": "cloudrun_smoke.report.verdict",
     "Figures": "cloudrun_smoke.report.verdict",
     "median": "cloudrun_smoke.report.verdict",
-    "percentile": "cloudrun_smoke.report.verdict",
-    "dev_bypass_headers": "cloudrun_smoke.service.auth",
+    "nearest_rank_percentile": "cloudrun_smoke.report.verdict",
+    "request_headers": "cloudrun_smoke.service.auth",
+    "CloudRunScope": "cloudrun_smoke.gcp.scope",
     "ServiceClient": "cloudrun_smoke.service.http",
     "Timing": "cloudrun_smoke.service.http",
     "describe_response": "cloudrun_smoke.service.http",
@@ -94,6 +89,7 @@ __all__ = [
     "FAILURE_PATTERNS",
     "UNCONFIRMED",
     "Absence",
+    "CloudRunScope",
     "Environment",
     "Expectation",
     "Figure",
@@ -117,7 +113,6 @@ __all__ = [
     "contract",
     "cpu_allocation",
     "describe_response",
-    "dev_bypass_headers",
     "expect_json",
     "gcloud_logging_read",
     "iam",
@@ -126,7 +121,8 @@ __all__ = [
     "metrics_explorer_url",
     "monitoring_api_call",
     "names_nobody",
-    "percentile",
+    "nearest_rank_percentile",
+    "request_headers",
     "scenario",
     "utcnow",
     "wait_until",

@@ -21,7 +21,8 @@ from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi, ShortPages
 from cloudrun_smoke.logs.diagnosis import diagnose_404
 from cloudrun_smoke.logs.pacing import ReadPacer
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
 PROJECT = "diag-test"
@@ -46,7 +47,7 @@ def request_log(api: LoggingApi, method: str, status: int, instance: str, trace:
         "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests",
         "resource": {
             "type": "cloud_run_revision",
-            "labels": {"service_name": SERVICE, "revision_name": "r1"},
+            "labels": {"service_name": SERVICE, "revision_name": "r1", "location": ENV.region},
         },
         "httpRequest": {
             "requestMethod": method,

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.service.run import SmokeRun
-from cloudrun_smoke.timeutil import format_rfc3339
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 
 SHARED_STATE_FIX = (
     "To share state between instances, set DATABASE_URL and CHROMA_HOST on the revision (runbook), "
@@ -24,20 +25,14 @@ SHARED_STATE_FIX = (
 
 
 def request_log_filter(
-    env: Environment, object_id: str, creation_trace: str = "", since: datetime | None = None
+    scope: CloudRunScope, object_id: str, creation_trace: str = "", since: datetime | None = None
 ) -> str:
-    """``since`` bounds the search in time (the run's start): without a bound the client library adds
-    the last 24 hours, and a narrower search answers sooner."""
+    """The request logs about ``object_id`` (its URL, or the trace of the request that created it);
+    ``since`` bounds the search in time (the run's start), so that it answers sooner."""
     about = f'httpRequest.requestUrl:"{object_id}"'
     if creation_trace:
-        about = f'({about} OR trace="projects/{env.project}/traces/{creation_trace}")'
-    when = f'timestamp>="{format_rfc3339(since)}"' if since is not None else ""
-    return (
-        'resource.type="cloud_run_revision" '
-        f'AND resource.labels.service_name="{env.service}" '
-        f'AND logName="projects/{env.project}/logs/run.googleapis.com%2Frequests" '
-        f"AND {about}" + (f" AND {when}" if when else "")
-    )
+        about = f'({about} OR trace="projects/{scope.project}/traces/{creation_trace}")'
+    return f"{scope.request_logs_filter(since)} AND {about}"
 
 
 NOT_FOUND = "→ 404"  # how a failure's message names a 404 (see service.http)
@@ -48,7 +43,7 @@ Row = tuple[str, str, str, Any, str]  # instance, method, URL, status, trace
 def _served(client: Any, env: Environment, filter_: str, pay: Callable[[], bool]) -> tuple[list[Row], bool]:
     """Every request log of ``filter_``, one paid page at a time; (rows, complete): incomplete when
     the budget gave no turn before the diagnosis's deadline (a search may answer empty pages with a
-    token to continue, see :mod:`log_pages`)."""
+    token to continue, see :mod:`cloudrun_smoke.logs.pages`)."""
     rows: list[Row] = []
     loggers: dict[str, Any] = {}
     token: str | None = None
@@ -86,22 +81,31 @@ def diagnose_404(
 
     Request logs are ingested late like any entry: read again (a few reads, on failure only) until the
     creating request and the 404 are both visible or ``wait`` seconds passed. Every page is paid from
-    the run's read budget (``pay_for_read(until)``, the log watcher's), like the watcher's own polls.
+    the run's one read pacer, like the watcher's polls and the window reads: ``pay_for_read(until)`` is
+    the watcher's ``pay_for_read`` (which also counts the read as the run's) or the pacer's
+    ``take_turn``; it waits out a 429 pause that another reader met. A 429 or any other error of its
+    own ends the diagnosis (it must never delay the failure it explains).
     """
-    filter_ = request_log_filter(env, object_id, creation_trace, since)
+    filter_ = request_log_filter(CloudRunScope.of(env), object_id, creation_trace, since)
     deadline = time.monotonic() + wait
     rows: list[Row] = []
-    while True:
-        try:
-            found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
-        except Exception as e:  # a diagnosis must never hide the failure it explains
-            return f"(request logs unavailable: {type(e).__name__})"
+
+    def search_done() -> bool | None:
+        """Search once; done when both requests are visible, or the budget gave no turn in time."""
+        nonlocal rows
+        found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
         rows = found if searched or not rows else rows  # a search cut short keeps the last whole one
         complete = any(r[3] == 404 for r in rows) and (
             not creation_trace or any(r[4].endswith(creation_trace) for r in rows)
         )
-        if complete or not searched or time.monotonic() >= deadline:
-            break
+        return True if complete or not searched else None
+
+    try:  # each search waits its turn at the read budget: no pause between searches
+        wait_until(search_done, timeout=wait, what=f"the request logs about {object_id}", interval=0.0)
+    except WaitTimeout:
+        pass  # what surfaced by the deadline may tell anyway
+    except Exception as e:  # a diagnosis must never hide the failure it explains
+        return f"(request logs unavailable: {type(e).__name__})"
     instances = sorted({r[0] for r in rows})
     if len(instances) < 2:
         return ""

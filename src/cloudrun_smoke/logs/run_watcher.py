@@ -9,26 +9,14 @@ from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.gcp.errors import is_throttled
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.timeutil import utcnow
-
-
-def run_filter(env: Environment, target: Target) -> str:
-    """The service's stdout and stderr lines, of the revision under test when one is known."""
-    parts = [
-        'resource.type="cloud_run_revision"',
-        f'resource.labels.service_name="{env.service}"',
-        f'resource.labels.location="{env.region}"',
-    ]
-    if target.revision:
-        parts.append(f'resource.labels.revision_name="{target.revision}"')
-    stdout = f"projects/{env.project}/logs/run.googleapis.com%2Fstdout"
-    stderr = f"projects/{env.project}/logs/run.googleapis.com%2Fstderr"
-    parts.append(f'(logName="{stdout}" OR logName="{stderr}")')
-    return " AND ".join(parts)
 
 
 def explore_hint(env: Environment, started_at: datetime) -> Callable[[str], str]:
@@ -49,16 +37,14 @@ def watch_run(
     env: Environment, target: Target, started_at: datetime, client: Any, pacer: ReadPacer
 ) -> LogWatcher:
     """The watcher of the run started at ``started_at``, paying its reads from ``pacer``."""
-    from google.api_core import exceptions as gexc
-
     return LogWatcher(
         CloudLoggingSource(client, env.project),
-        run_filter(env, target),
+        CloudRunScope.of(env, target.revision).service_logs_filter(),
         started_at,
         budget_per_minute=pacer.per_minute,
         lookback_seconds=env.log_lookback,
         explore_hint=explore_hint(env, started_at),
-        is_throttled=lambda e: isinstance(e, gexc.TooManyRequests),
+        is_throttled=is_throttled,
         catalogue=catalogue_with(env.patterns),
         pacer=pacer,
     )

@@ -22,10 +22,10 @@ from cloudrun_smoke.plugin.state import state_of
 from cloudrun_smoke.plugin.stop import stop
 from cloudrun_smoke.report.verdict import Figures
 from cloudrun_smoke.service import scenarios
-from cloudrun_smoke.service.access import RunUsers, ServiceAccess
 from cloudrun_smoke.service.auth import id_token_audience, invoker_headers
 from cloudrun_smoke.service.http import ServiceClient
 from cloudrun_smoke.service.run import SmokeRun
+from cloudrun_smoke.service.run_users import RunUsers
 from cloudrun_smoke.service.settle import queue_settled
 from cloudrun_smoke.service.users import SmokeUser
 
@@ -57,7 +57,7 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
         )
         state.env = effective  # diagnostics read the stack's endpoints too
         if env.stack.neighbours > 0:
-            from cloudrun_smoke.local.traffic import Neighbours
+            from cloudrun_smoke.local.neighbours import Neighbours
 
             neighbours = Neighbours(stack.service_url, env.stack.neighbours)
             state.neighbours = exit_stack.enter_context(neighbours)
@@ -130,10 +130,13 @@ def smoke_users(
     """
     if not smoke_target.url:
         stop(SmokeError(f"service {smoke_env.service!r} has no URL yet (is it deployed?)"))
-    access = ServiceAccess(
-        smoke_env, smoke_target.url, smoke_target.service_url, smoke_invoker, smoke_run.run_id
+    run_users = RunUsers(
+        smoke_env,
+        smoke_run,
+        url=smoke_target.url,
+        invoker=smoke_invoker,
+        audience=id_token_audience(smoke_env, smoke_target.service_url, smoke_target.url),
     )
-    run_users = RunUsers(access, smoke_run)
 
     def user(name: str = "") -> SmokeUser:
         try:

@@ -18,12 +18,13 @@ import pytest
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.plugin.options import requested_window
 from cloudrun_smoke.plugin.state import state_of
 from cloudrun_smoke.plugin.stop import stop
 from cloudrun_smoke.waiting import WaitTimeout
-from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
-from cloudrun_smoke.window.monitoring import MetricReader, Scope
+from cloudrun_smoke.window.logs import WindowLogReader
+from cloudrun_smoke.window.monitoring import MetricReader
 from cloudrun_smoke.window.period import Window, resolve_window
 from cloudrun_smoke.window.reads import LogFigures, WindowState, scope_revision, still_serving
 
@@ -105,7 +106,7 @@ def smoke_metrics(
     if smoke_window.metrics_skipped:  # every Monitoring figure skips, saying why; the log figures run
         pytest.skip(f"{smoke_window.metrics_skipped} ([env.{smoke_env.name}.window] metric_delay)")
     client = _client(monitoring_client, smoke_env)
-    scope = Scope(smoke_env.project, smoke_env.service, smoke_env.region, scope_revision(smoke_target))
+    scope = CloudRunScope.of(smoke_env, scope_revision(smoke_target))
     reader = MetricReader(
         client,
         scope,
@@ -134,7 +135,8 @@ def smoke_window_logs(
         revision=scope_revision(smoke_target),
         window=smoke_window,
         max_pages=smoke_env.window.max_log_pages,
-        budget=ReadBudget(smoke_env.read_budget_per_minute),
+        pacer=state_of(request.config).pacer(),  # the run's one read budget
+        endpoint=smoke_env.logging_api_endpoint,
     )
     state = state_of(request.config).window
     assert state is not None

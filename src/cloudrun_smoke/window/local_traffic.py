@@ -8,8 +8,7 @@ from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp.discovery import Target
-from cloudrun_smoke.service.access import ServiceAccess
-from cloudrun_smoke.service.auth import id_token_audience, invoker_headers
+from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, request_headers
 from cloudrun_smoke.waiting import wait_until
 
 
@@ -18,14 +17,17 @@ def run_traffic(env: Environment, target: Target) -> str:
     from cloudrun_smoke.local.traffic import run_background_traffic
 
     assert env.stack is not None
-    audience = id_token_audience(env, target.service_url, target.url)
-    access = ServiceAccess(env, target.url, target.service_url, invoker_headers(env, audience))
+    url = target.url
+    audience = id_token_audience(env, target.service_url, url)
+    invoker = invoker_headers(env, audience)
     summary = run_background_traffic(
-        target.url,
+        url,
         users=env.stack.traffic_users,
         threads_per_user=env.stack.traffic_threads,
         deadline=env.stack.traffic_deadline,
-        headers_for=lambda user_id: access.headers_for(user_id, f"session-{user_id}"),
+        headers_for=lambda user_id: request_headers(
+            env, user_id, f"session-{user_id}", url=url, invoker=invoker, audience=audience
+        ),
     )
     return summary.describe()
 

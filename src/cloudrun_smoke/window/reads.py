@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.timeutil import format_rfc3339
@@ -101,15 +102,8 @@ class LogFigures:
 
     @staticmethod
     def _call(read: Any) -> Read:
-        from google.api_core import exceptions as gexc
-
         try:
             result: Read = read()
-        except gexc.PermissionDenied:
-            pytest.fail(
-                "not allowed to read Cloud Logging: grant roles/logging.viewer to the identity running the suite",
-                pytrace=False,
-            )
-        except (gexc.GoogleAPIError, OSError) as e:  # OSError: refused, DNS, TLS
-            pytest.fail(f"cannot read Cloud Logging: {type(e).__name__}: {e}", pytrace=False)
+        except SmokeError as e:
+            pytest.fail(str(e), pytrace=False)
         return result
