@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.logs.watcher import Absence, Expectation, LogMatch, LogWatcher
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.service.http import Timing

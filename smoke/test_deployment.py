@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp import cpu_allocation
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.report.verdict import Figure, Figures

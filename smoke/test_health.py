@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.service.http import ServiceClient, expect_json
 from cloudrun_smoke.waiting import wait_until
 

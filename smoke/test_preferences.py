@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.logs.watcher import UNCONFIRMED, LogWatcher, Unattributed, names_nobody
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.waiting import WaitTimeout, wait_until

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.service.http import describe_response
 from cloudrun_smoke.service.users import SmokeUser

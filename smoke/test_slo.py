@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.report.verdict import Figure, Figures, median, percentile
 from runbook import ArchiveSamples
 

@@ -12,7 +12,7 @@ import contextlib
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp import cpu_allocation
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.logs.watcher import LogExpectationFailed

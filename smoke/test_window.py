@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.plugin.window import LogFigures
 from cloudrun_smoke.report.links import (

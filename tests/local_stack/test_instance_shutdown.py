@@ -18,7 +18,8 @@ import httpx
 import pytest
 from test_local_stack import TINY, config
 
-from cloudrun_smoke.config.environment import IDLE_TIMEOUT_FLOOR_S, load_config
+from cloudrun_smoke.config.environment import load_config
+from cloudrun_smoke.config.validators import IDLE_TIMEOUT_FLOOR_S
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.run_model import TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack

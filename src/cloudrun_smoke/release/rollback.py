@@ -31,7 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -39,7 +39,8 @@ from typing import Any, NoReturn, TypeVar
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
-from cloudrun_smoke.config.environment import ENV_VAR, Environment, load_config
+from cloudrun_smoke.config.environment import ENV_VAR, load_config
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import ConfigError, SmokeError
 from cloudrun_smoke.gcp import traffic as traffic_
 from cloudrun_smoke.gcp.traffic import TrafficShare, is_ready, short_name
@@ -422,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Only the Admin API is used: an emulator on loopback needs no credentials whatever the Logging
         # endpoint says.
-        credentials = credentials_for(replace(env, logging_api_endpoint=env.run_api_endpoint))
+        credentials = credentials_for(env.with_overrides(logging_api_endpoint=env.run_api_endpoint))
         services, revisions = run_clients(env, credentials)
         plan = plan_rollback(env, services, revisions, to=args.to)
         print(plan.describe(), flush=True)
