@@ -76,7 +76,7 @@ def test_a_tagged_revision_at_zero_percent_keeps_its_instances_and_its_tag_url(s
 
 def test_idle_instances_scale_in_down_to_min_instances_and_start_again_on_request() -> None:
     cfg = config(idle_timeout=1.0)
-    cfg = replace(cfg, spec=replace(cfg.spec, min_instances=0))
+    cfg = cfg.model_copy(update={"spec": replace(cfg.spec, min_instances=0)})
     with LocalStack(cfg) as stack:
         revision = stack.serving_revision
         assert revision is not None
