@@ -129,7 +129,7 @@ class StackRuntime(Settings):
     # Cloud Monitoring as the stack serves it: the shortest alignment period it takes (Google's is 60 s;
     # a local window of a few seconds needs less, so it must be allowed here) ...
     min_alignment_period: PositiveNumber = MIN_ALIGNMENT_PERIOD_S
-    metric_delay: NonNegativeNumber = 0.0  # ... and how long a metric point stays invisible once sampled
+    metric_delay: NonNegativeNumber = 1.0  # ... and how long a metric point stays invisible once sampled
     # Seconds without a request before an instance beyond min_instances is shut down (0: never).
     idle_timeout: NonNegativeNumber = 0.0
 

@@ -31,6 +31,7 @@ from types import TracebackType
 from pydantic import Field
 
 from cloudrun_smoke.config.schema import Environment, StackRuntime
+from cloudrun_smoke.config.validators import NonNegativeNumber
 from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
 from cloudrun_smoke.local.front_end import Backend, ErrorBurst, FrontEnd
@@ -78,6 +79,7 @@ class LocalStackConfig(StackRuntime):
     candidate_spec: RevisionSpec | None = None  # default: the serving revision's spec
     reconcile_delay: float = 0.2  # how long a traffic change's operation runs
     metrics_period: float = 1.0  # seconds between instance samples; raw metric points cover as much
+    metric_delay: NonNegativeNumber = 0.0  # built in code (tests): a metric point is visible at once
     # What the fault switches set (see docs/faults.md):
     slow_ingestion_delay: float = 120.0
     heavy_jitter: float = 8.0
