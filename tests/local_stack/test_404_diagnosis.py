@@ -46,7 +46,7 @@ def request_log(api: LoggingApi, method: str, status: int, instance: str, trace:
         "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests",
         "resource": {
             "type": "cloud_run_revision",
-            "labels": {"service_name": SERVICE, "revision_name": "r1"},
+            "labels": {"service_name": SERVICE, "revision_name": "r1", "location": ENV.region},
         },
         "httpRequest": {
             "requestMethod": method,

@@ -23,8 +23,9 @@ from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi
+from cloudrun_smoke.local.neighbours import Neighbours
 from cloudrun_smoke.local.stack import LocalStack
-from cloudrun_smoke.local.traffic import Neighbours, TrafficError
+from cloudrun_smoke.local.traffic import TrafficError
 from cloudrun_smoke.logs.watcher import (
     CloudLoggingSource,
     LogExpectationFailed,
