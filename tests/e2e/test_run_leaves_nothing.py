@@ -28,7 +28,8 @@ from google.auth.credentials import AnonymousCredentials
 from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.stack import LocalStack, stack_for
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.service.http import ServiceClient
 from cloudrun_smoke.service.settle import queue_settled

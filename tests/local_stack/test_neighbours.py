@@ -26,13 +26,10 @@ from cloudrun_smoke.local.logging_api import LoggingApi
 from cloudrun_smoke.local.neighbours import Neighbours
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.local.traffic import TrafficError
-from cloudrun_smoke.logs.watcher import (
-    CloudLoggingSource,
-    LogExpectationFailed,
-    LogMatch,
-    LogWatcher,
-    names_nobody,
-)
+from cloudrun_smoke.logs.expectations import LogExpectationFailed
+from cloudrun_smoke.logs.lines import LogMatch, names_nobody
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report.verdict import markdown_summary
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
