@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from cloudrun_smoke.config.environment import Environment
+    from cloudrun_smoke.config.schema import Environment
     from cloudrun_smoke.errors import SmokeError
     from cloudrun_smoke.gcp import cpu_allocation, iam
     from cloudrun_smoke.gcp.discovery import Target
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it (a module itself where its functions are used as a family)
 _WHERE: dict[str, str] = {
-    "Environment": "cloudrun_smoke.config.environment",
+    "Environment": "cloudrun_smoke.config.schema",
     "SmokeError": "cloudrun_smoke.errors",
     "Target": "cloudrun_smoke.gcp.discovery",
     "FAILURE_PATTERNS": "cloudrun_smoke.logs.patterns",

@@ -14,7 +14,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from shapes import assert_same_shape, load
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.clients import logging_client
 from cloudrun_smoke.local.json_api import ApiError, JsonApiServer, Request, route
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource

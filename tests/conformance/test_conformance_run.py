@@ -14,7 +14,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 from shapes import Fixture, assert_same_shape, load
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.discovery import discover
 from cloudrun_smoke.gcp.readiness import readiness
 from cloudrun_smoke.local.json_api import JsonApiServer, Request, route

@@ -100,12 +100,13 @@ def running_service(tmp_path: Path, *faults: str) -> Iterator[Service]:
     data = tmp_path / "service-data"
     env = load_config(ROOT / "smoke.toml").environment("local", {"SMOKE_LOCAL_SERVICE_CMD": REFERENCE})
     assert env.stack is not None
-    settings = replace(
-        env.stack,
-        env={**env.stack.env, "EMERGENCE_DATA_DIR": str(data)},
-        faults=("preferences-in-stats", *faults),
+    settings = env.stack.model_copy(
+        update={
+            "env": {**env.stack.env, "EMERGENCE_DATA_DIR": str(data)},
+            "faults": ("preferences-in-stats", *faults),
+        }
     )
-    with stack_for(replace(env, stack=settings)) as stack:
+    with stack_for(env.with_overrides(stack=settings)) as stack:
         yield Service(stack, data / DB_FILENAME)
 
 

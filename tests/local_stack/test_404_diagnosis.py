@@ -15,7 +15,7 @@ from itertools import pairwise
 
 from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi, ShortPages

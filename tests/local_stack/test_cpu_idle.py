@@ -27,7 +27,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke.config.environment import Environment, load_config
+from cloudrun_smoke.config.environment import load_config
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.gcp.cpu_allocation import RequestSpan, request_span, starvation_diagnosis
 from cloudrun_smoke.gcp.discovery import cpu_idle_of, discover

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from test_local_stack import TINY, config
 
-from cloudrun_smoke.config.environment import IDLE_TIMEOUT_FLOOR_S, load_config
+from cloudrun_smoke.config.environment import load_config
+from cloudrun_smoke.config.validators import IDLE_TIMEOUT_FLOOR_S
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.run_model import TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack
@@ -75,7 +76,7 @@ def test_a_tagged_revision_at_zero_percent_keeps_its_instances_and_its_tag_url(s
 
 def test_idle_instances_scale_in_down_to_min_instances_and_start_again_on_request() -> None:
     cfg = config(idle_timeout=1.0)
-    cfg = replace(cfg, spec=replace(cfg.spec, min_instances=0))
+    cfg = cfg.model_copy(update={"spec": replace(cfg.spec, min_instances=0)})
     with LocalStack(cfg) as stack:
         revision = stack.serving_revision
         assert revision is not None

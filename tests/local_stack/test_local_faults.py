@@ -13,7 +13,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.clients import reading_client_class, run_clients
 from cloudrun_smoke.gcp.discovery import Target, discover
 from cloudrun_smoke.local import faults as F

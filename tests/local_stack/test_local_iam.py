@@ -48,7 +48,7 @@ def stack() -> Iterator[LocalStack]:
         candidate_cmd=TINY,
         tag="canary",
         reconcile_delay=0.05,
-        require_invoker=True,
+        iam=True,
         invokers=(INVOKER,),
         custom_audiences=(CUSTOM,),
     )

@@ -18,7 +18,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from test_background_traffic import app_lines, ready, stack_config
 
-from cloudrun_smoke.config.environment import ConfigError, load_config
+from cloudrun_smoke.config.environment import load_config
+from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi

@@ -10,7 +10,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import discover
 from cloudrun_smoke.local.json_api import JsonApiServer

@@ -16,7 +16,6 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import chromadb
@@ -142,8 +141,8 @@ def junit_property(folder: Path, name: str) -> list[str]:
 def test_the_default_suite_passes_against_three_instances_sharing_state(tmp_path: Path) -> None:
     env = load_config(ROOT / "smoke.toml").environment("local", {})
     assert env.stack is not None
-    settings = replace(env.stack, instances=3, shared_state=True)
-    with stack_for(replace(env, stack=settings)) as stack:
+    settings = env.stack.model_copy(update={"instances": 3, "shared_state": True})
+    with stack_for(env.with_overrides(stack=settings)) as stack:
         attach = {
             "SMOKE_RUN_API_ENDPOINT": stack.run_api_endpoint,
             "SMOKE_LOGGING_API_ENDPOINT": stack.logging_api_endpoint,

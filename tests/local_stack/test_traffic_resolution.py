@@ -22,7 +22,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp import traffic
 from cloudrun_smoke.gcp.clients import run_clients
 from cloudrun_smoke.gcp.discovery import discover

@@ -9,7 +9,6 @@ instance; with one that drains its queue in the grace period nothing is lost.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def after_the_grace_period(stack: LocalStack, start: datetime, old: str) -> Cons
 @pytest.mark.parametrize("variant", ["shutdown-drops-queue", "shutdown-drains"])
 def test_a_rollout_during_the_window(variant: str) -> None:
     cfg = stack_config("queue-slow=2", variant)
-    with LocalStack(replace(cfg, service_cmd=COMMAND)) as stack:
+    with LocalStack(cfg.model_copy(update={"service_cmd": COMMAND})) as stack:
         old, queued, stats = rollout(stack)
         assert [s.instance_id for s in stack.shutdowns] == [old]
     lost = [a.thread_id for a in stats.lost_with_instance]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.diagnosis import request_log_filter
 

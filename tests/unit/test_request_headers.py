@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.service.auth import request_headers
 

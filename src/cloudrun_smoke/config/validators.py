@@ -1,9 +1,21 @@
-"""Parsers of configuration values: each returns the value or raises ``ValueError`` saying what was
-expected and what was found (the caller adds the file and the key)."""
+"""The value rules of ``smoke.toml`` as pydantic annotated types.
+
+Each rule is a plain function that returns the value or raises ``ValueError`` saying what was expected
+and what was found; :mod:`cloudrun_smoke.config.problems` adds the file and the key. Rules are strict
+(TOML has types: ``"5"`` is not a number, ``true`` is not 1), so pydantic's own coercion is replaced
+by them (``PlainValidator``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import PlainValidator
+
+AUTH_MODES = ("none", "dev-bypass", "bearer", "login", "id-token")
+IDLE_TIMEOUT_FLOOR_S = 300.0  # longer than any wait of a run between two requests (log_deadline, grace)
 
 
 def string(value: Any) -> str:
@@ -60,3 +72,138 @@ def string_table(value: Any) -> dict[str, str]:
         if not isinstance(v, str):
             raise ValueError(f"{k}: expected a string value, got {v!r}")
     return result
+
+
+def regex(value: Any) -> str:
+    try:
+        re.compile(string(value))
+    except re.error as e:
+        raise ValueError(f"not a valid regular expression {value!r}: {e}") from None
+    return value
+
+
+def url_path(value: Any) -> str:
+    if string(value) != "" and not value.startswith("/"):
+        raise ValueError(f"expected a path starting with '/', got {value!r}")
+    return value
+
+
+def auth_mode(value: Any) -> str:
+    if value not in AUTH_MODES:
+        raise ValueError(f"expected one of {', '.join(AUTH_MODES)}, got {value!r}")
+    return str(value)
+
+
+def invoker(value: Any) -> str:
+    if value not in ("", "id-token"):
+        raise ValueError(f'expected "id-token" or "", got {value!r}')
+    return str(value)
+
+
+def tag(value: Any) -> str:
+    """A Cloud Run revision tag, or "" for none."""
+    if string(value) and not re.fullmatch(r"[a-z]([-a-z0-9]{0,44}[a-z0-9])?", value):
+        raise ValueError(f"expected a Cloud Run tag (lower-case letters, digits, '-'), got {value!r}")
+    return value
+
+
+def fault_names(value: Any) -> tuple[str, ...]:
+    """A list (or a comma-separated string) of fault names; unknown ``stack:`` names are refused."""
+    from cloudrun_smoke.local.faults import split_faults
+
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"expected a list of fault names, got {value!r}")
+    split_faults(names)
+    return tuple(n.strip() for n in names if n.strip())
+
+
+def idle_timeout(value: Any) -> float:
+    seconds = non_negative_number(value)
+    if 0 < seconds < IDLE_TIMEOUT_FLOOR_S:
+        raise ValueError(
+            f"expected 0 (off) or at least {IDLE_TIMEOUT_FLOOR_S:g} s, got {value!r}: shorter, the stack "
+            "would shut an instance down in the middle of a run"
+        )
+    return seconds
+
+
+def window_length(value: Any) -> float:
+    from cloudrun_smoke.window.period import parse_duration
+
+    return parse_duration(string(value)).total_seconds()
+
+
+def switch(value: str) -> bool:
+    """An on/off environment variable: 1/0, true/false, yes/no, on/off."""
+    lowered = value.strip().lower()
+    if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(f"expected 1 or 0 (true/false), got {value!r}")
+    return lowered in ("1", "true", "yes", "on")
+
+
+def strings_of(item: Callable[[Any], str]) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return tuple(item(v) for v in value)
+
+    return parse
+
+
+Text = Annotated[str, PlainValidator(string)]
+NonEmptyText = Annotated[str, PlainValidator(nonempty_string)]
+PositiveNumber = Annotated[float, PlainValidator(positive_number)]
+NonNegativeNumber = Annotated[float, PlainValidator(non_negative_number)]
+PositiveInt = Annotated[int, PlainValidator(positive_int)]
+Count = Annotated[int, PlainValidator(non_negative_int)]
+AtLeastOne = Annotated[int, PlainValidator(lambda v: max(1, non_negative_int(v)))]
+Flag = Annotated[bool, PlainValidator(boolean)]
+Table = Annotated[dict[str, Any], PlainValidator(table)]
+StringTable = Annotated[dict[str, str], PlainValidator(string_table)]
+Regex = Annotated[str, PlainValidator(regex)]
+Regexes = Annotated[tuple[str, ...], PlainValidator(strings_of(regex))]
+Texts = Annotated[tuple[str, ...], PlainValidator(strings_of(string))]
+UrlPath = Annotated[str, PlainValidator(url_path)]
+AuthMode = Annotated[str, PlainValidator(auth_mode)]
+Invoker = Annotated[str, PlainValidator(invoker)]
+Tag = Annotated[str, PlainValidator(tag)]
+FaultNames = Annotated[tuple[str, ...], PlainValidator(fault_names)]
+WindowLength = Annotated[float, PlainValidator(window_length)]
+
+
+class SubKeyError(ValueError):
+    """A rule across keys refuses one key below the validated one: the problem names that key."""
+
+    def __init__(self, keys: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+def pattern_forms(value: Any) -> dict[str, list[str]]:
+    """``"archive.enqueued" = ["regex", ...]`` (or one regex): the accepted forms of a catalogue pattern."""
+    result = {}
+    for name, forms in table(value).items():
+        if isinstance(forms, str):
+            forms = [forms]
+        if not isinstance(forms, list) or not forms or not all(isinstance(f, str) for f in forms):
+            raise SubKeyError((name,), "expected a regular expression or a list of them")
+        result[name] = forms
+    from cloudrun_smoke.logs.patterns import catalogue_with
+
+    try:
+        catalogue_with(result)
+    except ValueError as e:
+        name, _, problem = str(e).partition(": ")
+        raise SubKeyError((name,), problem) from None
+    return result
+
+
+def known_failure(value: Any) -> Any:
+    """``{reason = "...", link = "..."}``: the reason is required (the link is recommended)."""
+    if not isinstance(value, dict) or not isinstance(value.get("reason"), str) or not value["reason"].strip():
+        raise ValueError('expected { reason = "...", link = "..." }')
+    return value
+
+
+PatternForms = Annotated[dict[str, list[str]], PlainValidator(pattern_forms)]

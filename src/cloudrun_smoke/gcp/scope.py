@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from cloudrun_smoke.timeutil import format_rfc3339
 
 if TYPE_CHECKING:
-    from cloudrun_smoke.config.environment import Environment
+    from cloudrun_smoke.config.schema import Environment
 
 RESOURCE_TYPE = "cloud_run_revision"
 REQUEST_LOG = "run.googleapis.com/requests"

@@ -15,12 +15,15 @@ import random
 import string
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from cloudrun_smoke.config.environment import Environment
+from pydantic import Field
+
+from cloudrun_smoke.config.schema import Environment, StackRuntime
+from cloudrun_smoke.config.validators import NonNegativeNumber
 from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
 from cloudrun_smoke.local.configured_deploy import deploy_configured
@@ -39,7 +42,6 @@ from cloudrun_smoke.local.runner import SHUTDOWN_GRACE_S, RevisionInstance, Revi
 from cloudrun_smoke.local.shared_state import SharedState
 from cloudrun_smoke.local.watchdog import Watchdog
 from cloudrun_smoke.timeutil import utcnow
-from cloudrun_smoke.window.monitoring import MIN_ALIGNMENT_PERIOD_S
 
 ExitHook = Callable[[str, RevisionInstance, int], None]
 
@@ -54,39 +56,26 @@ class Shutdown:
     at: datetime
 
 
-@dataclass(frozen=True)
-class LocalStackConfig:
+class LocalStackConfig(StackRuntime):
+    """A stack as code builds it (tests, ``local up``): the runtime ``[env.NAME.stack]`` also sets, plus
+    the service's identity, its revisions' specs and what the fault switches set."""
+
     project: str = "smoke-local"
     region: str = "us-central1"
     service: str = "emergencev8-backend"
-    service_cmd: str = "python -m emergence_reference"
-    spec: RevisionSpec = field(default_factory=lambda: RevisionSpec(image="local/emergencev8-backend:dev"))
-    ingestion_delay: float = 1.0
-    ingestion_jitter: float = 0.5
-    startup_timeout: float = 30.0
-    read_quota_per_minute: int | None = 60
-    instances: int = 1
-    candidate_cmd: str = ""  # deployed beside the serving revision with no traffic, reachable by `tag`
+    spec: RevisionSpec = Field(default_factory=lambda: RevisionSpec(image="local/emergencev8-backend:dev"))
     candidate_spec: RevisionSpec | None = None  # default: the serving revision's spec
-    tag: str = ""
-    faults: tuple[str, ...] = ()  # see cloudrun_smoke.local.faults
     reconcile_delay: float = 0.2  # how long a traffic change's operation runs
     metrics_period: float = 1.0  # seconds between instance samples; raw metric points cover as much
-    min_alignment_period: float = MIN_ALIGNMENT_PERIOD_S  # Google's 60 s unless a stack allows less
-    metric_delay: float = 0.0  # seconds a metric point stays invisible after it is sampled
+    metric_delay: NonNegativeNumber = 0.0  # built in code (tests): a metric point is visible at once
     # What the fault switches set (see docs/faults.md):
     slow_ingestion_delay: float = 120.0
     heavy_jitter: float = 8.0
     throttle_seconds: float = 10.0
     burst_length: int = 10  # stack:5xx-burst: this many consecutive requests answered 500 ...
     burst_every: int = 100  # ... at the end of every this many
-    require_invoker: bool = False  # a private service: the front end wants an ID token (Cloud Run IAM)
     invokers: tuple[str, ...] | None = None  # identities holding roles/run.invoker; None: any identity
     custom_audiences: tuple[str, ...] = ()  # the service's customAudiences, accepted beside its URL
-    shared_state: bool = False  # one Chroma server and one SQLite file for every instance (see SharedState)
-    idle_timeout: float = (
-        0.0  # seconds without a request before an instance beyond min_instances stops; 0: never
-    )
     shutdown_grace: float = SHUTDOWN_GRACE_S  # SIGTERM to SIGKILL when the stack shuts an instance down
 
 
@@ -161,7 +150,7 @@ class LocalStack:
             self._front_end = FrontEnd(self.state, self.service, self.pool.backends_of, self.logging).start()
             self._front_end.cold_start = self.pool.start_on_request
             self.service.uri = self._front_end.url
-            if self.config.require_invoker:
+            if self.config.iam:
                 # The service's URL and its custom audiences, on every URL (tag URLs too).
                 self._front_end.invoker_check = InvokerCheck(
                     lambda: {self.service_url, *self.service.custom_audiences}, self.config.invokers
@@ -386,27 +375,15 @@ def stack_for(env: Environment) -> LocalStack:
         cpu_idle=settings.cpu_idle,
         startup_cpu_boost=settings.startup_cpu_boost,
     )
+    runtime = {key: getattr(settings, key) for key in StackRuntime.model_fields}
     return LocalStack(
         LocalStackConfig(
             project=env.project,
             region=env.region,
             service=env.service,
-            service_cmd=settings.service_cmd,
             spec=spec,
-            ingestion_delay=settings.ingestion_delay,
-            ingestion_jitter=settings.ingestion_jitter,
-            startup_timeout=settings.startup_timeout,
-            read_quota_per_minute=settings.read_quota_per_minute,
             slow_ingestion_delay=env.log_deadline + 30.0,
             throttle_seconds=min(10.0, env.log_deadline / 3),
-            instances=settings.instances,
-            candidate_cmd=settings.candidate_cmd,
-            tag=settings.tag,
-            faults=tuple(settings.faults),
-            require_invoker=settings.iam,
-            min_alignment_period=settings.min_alignment_period,
-            metric_delay=settings.metric_delay,
-            shared_state=settings.shared_state,
-            idle_timeout=settings.idle_timeout,
+            **runtime,
         )
     )

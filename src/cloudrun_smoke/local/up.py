@@ -98,14 +98,15 @@ def config_from(args: argparse.Namespace) -> LocalStackConfig:
         "ingestion_jitter": args.ingestion_jitter,
         "faults": (*config.faults, *args.fault) if args.fault else None,
     }
-    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     if args.cpu_idle is not None:
-        config = replace(
-            config,
-            spec=replace(config.spec, cpu_idle=args.cpu_idle),
-            candidate_spec=(
-                replace(config.candidate_spec, cpu_idle=args.cpu_idle) if config.candidate_spec else None
-            ),
+        config = config.model_copy(
+            update={
+                "spec": replace(config.spec, cpu_idle=args.cpu_idle),
+                "candidate_spec": (
+                    replace(config.candidate_spec, cpu_idle=args.cpu_idle) if config.candidate_spec else None
+                ),
+            }
         )
     return config
 

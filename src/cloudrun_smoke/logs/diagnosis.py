@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.service.run import SmokeRun

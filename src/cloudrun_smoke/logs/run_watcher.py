@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.gcp.errors import is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.clients import credentials_for, logging_client, run_clients
 from cloudrun_smoke.gcp.discovery import Target, discover

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from cloudrun_smoke.config import base_url
-from cloudrun_smoke.config.environment import ENV_VAR, Environment, load_config
-from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.config import environment as config_environment
+from cloudrun_smoke.config.environment import ENV_VAR
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.plugin.state import state_of
 from cloudrun_smoke.service import redaction
 from cloudrun_smoke.window.period import parse_duration
@@ -132,31 +131,20 @@ def _refuse_xdist(config: pytest.Config) -> None:
 
 
 def resolve_environment(config: pytest.Config) -> Environment:
-    """The environment the options and variables select: ``--env`` over ``SMOKE_ENV``, the command
-    line's overrides over smoke.toml. Raises SmokeError."""
+    """The environment the options and variables select (precedence lives in
+    ``config.environment.resolve_environment``). Raises SmokeError."""
     state = state_of(config)
-    raw_path = config.getoption("smoke_config") or os.environ.get("SMOKE_CONFIG")
-    path = Path(raw_path) if raw_path else config.rootpath / "smoke.toml"
-    smoke_config = load_config(path)
-    state.config_path = path
-    name = config.getoption("smoke_env") or os.environ.get(ENV_VAR)
-    if not name:
-        raise SmokeError(
-            f"--env is required (or {ENV_VAR}): one of {', '.join(smoke_config.names())} from {path}"
-        )
-    env = smoke_config.environment(name)
-    deadline = config.getoption("smoke_log_deadline")
-    if deadline is not None:
-        if deadline <= 0:
-            raise SmokeError(f"--log-deadline must be a positive number of seconds, got {deadline:g}")
-        env = env.with_overrides(log_deadline=deadline)
-    service_cmd = config.getoption("smoke_local_service_cmd")
-    if service_cmd:
-        if env.stack is None:
-            raise SmokeError(f"--local-service-cmd only applies to a local environment; {name!r} is not one")
-        env = env.with_overrides(stack=replace(env.stack, service_cmd=service_cmd))
-    if config.getoption("smoke_read_only"):
-        env = env.with_overrides(read_only=True)
+    env = config_environment.resolve_environment(
+        config_environment.Options(
+            config=config.getoption("smoke_config"),
+            env=config.getoption("smoke_env"),
+            log_deadline=config.getoption("smoke_log_deadline"),
+            local_service_cmd=config.getoption("smoke_local_service_cmd"),
+            read_only=config.getoption("smoke_read_only"),
+        ),
+        config.rootpath,
+    )
+    state.config_path = Path(env.source)
     state.url_override = base_url.resolve(config)
     return env
 

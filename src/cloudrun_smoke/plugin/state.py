@@ -13,7 +13,7 @@ from cloudrun_smoke.report.verdict import CheckResult, Figures
 
 if TYPE_CHECKING:
     from cloudrun_smoke.config.base_url import UrlOverride
-    from cloudrun_smoke.config.environment import Environment
+    from cloudrun_smoke.config.schema import Environment
     from cloudrun_smoke.gcp.discovery import Target
     from cloudrun_smoke.logs.pacing import ReadPacer
     from cloudrun_smoke.logs.watcher import LogWatcher

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.gcp.scope import CloudRunScope

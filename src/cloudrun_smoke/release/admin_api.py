@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from google.api_core import exceptions as gexc
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import run_admin_api_error
 from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, RUN_ADMIN_API

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from cloudrun_smoke.config.environment import ENV_VAR, Environment, load_config
+from cloudrun_smoke.config.environment import ENV_VAR, load_config
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import ConfigError, SmokeError
 from cloudrun_smoke.release.apply import apply_rollback
 from cloudrun_smoke.release.plan import plan_rollback
@@ -106,7 +106,7 @@ def run_rollback_command(args: argparse.Namespace) -> int:
     try:
         # Only the Admin API is used: an emulator on loopback needs no credentials whatever the Logging
         # endpoint says.
-        credentials = credentials_for(replace(env, logging_api_endpoint=env.run_api_endpoint))
+        credentials = credentials_for(env.with_overrides(logging_api_endpoint=env.run_api_endpoint))
         services, revisions = run_clients(env, credentials)
         plan = plan_rollback(env, services, revisions, to=args.to)
         print(plan.describe(), flush=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.report.verdict import CheckResult

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic as traffic_
 from cloudrun_smoke.gcp.readiness import readiness

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from cloudrun_smoke.config.base_url import UrlOverride
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report.verdict import CheckResult, Figures, build_verdict

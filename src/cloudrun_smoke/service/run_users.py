@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.service import users
 from cloudrun_smoke.service.auth import request_headers
 from cloudrun_smoke.service.http import ServiceClient

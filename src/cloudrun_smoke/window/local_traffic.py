@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, request_headers
 from cloudrun_smoke.waiting import wait_until

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.logs.patterns import catalogue_with
