@@ -11,29 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.smoke_configs import CREDENTIALS, PASSWORD, login_config
 from helpers.smoke_runs import ROOT, everything_written, run_smoke
 
-EMAIL = "smoke@example.com"
-PASSWORD = "pw-Zq8-never-printed-7731"
-
-
-def login_config(tmp_path: Path) -> Path:
-    """The shipped local environment, switched to the app's own login, with the bypass forbidden."""
-    text = (ROOT / "smoke.toml").read_text()
-    text = text.replace('auth = "dev-bypass"\nsmoke_user_prefix', 'auth = "login"\nsmoke_user_prefix', 1)
-    text = text.replace("[env.local.checks]\n", "[env.local.checks]\ndev_bypass_rejected = true\n", 1)
-    text = text.replace(
-        "[env.local.stack.env]\n",
-        f'[env.local.stack.env]\nAUTH_DEV_BYPASS = "0"\nAUTH_ALLOWLIST = "{EMAIL}:{PASSWORD}"\n',
-        1,
-    )
-    assert text.count('auth = "login"') == 1 and "AUTH_ALLOWLIST" in text
-    path = tmp_path / "smoke.toml"
-    path.write_text(text)
-    return path
-
-
-CREDENTIALS = {"SMOKE_LOGIN_EMAIL": EMAIL, "SMOKE_LOGIN_PASSWORD": PASSWORD}
 # Every library's logging at DEBUG, printed live: what an engineer turns on when a run misbehaves.
 DEBUG_LOGS = ("-o", "log_cli=true", "--log-cli-level=DEBUG", "--log-level=DEBUG")
 

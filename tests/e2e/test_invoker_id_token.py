@@ -22,10 +22,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from test_auth_modes import CREDENTIALS, login_config
-from test_candidate_flow import config_with_candidate
 
 from cloudrun_smoke.local.iam import sign_id_token
+from helpers.smoke_configs import CREDENTIALS, config_with_candidate, login_config
 from helpers.smoke_runs import ROOT, everything_written, run_smoke
 
 
@@ -246,8 +245,6 @@ def test_the_apps_login_reaches_a_private_service_with_the_invoker_token(
 ) -> None:
     """`auth = "login"` behind Cloud Run IAM: the login is a request to the service like any other,
     so it carries the ID token in `X-Serverless-Authorization` (without it IAM answers 403)."""
-    from test_auth_modes import CREDENTIALS, login_config
-
     config = login_config(tmp_path)
     text = config.read_text()
     text = text.replace('auth = "login"\n', 'auth = "login"\ninvoker = "id-token"\n', 1)

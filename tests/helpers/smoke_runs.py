@@ -110,3 +110,8 @@ def everything_written(run: SuiteRun, folder: Path) -> list[str]:
     """What a run left for people to read: its terminal output and the JUnit/JSON reports in ``folder``."""
     reports = [p for p in folder.iterdir() if p.name.startswith(("junit-", "verdict-"))]
     return [run.output] + [p.read_text() for p in reports]
+
+
+def run_window(tmp_path: Path, *args: str, env: dict[str, str]) -> SuiteRun:
+    """``pytest smoke/ -q --env local -m window ARGS``: the window checks only."""
+    return run_smoke(tmp_path, "-q", "--env", "local", "-m", "window", *args, env=env)

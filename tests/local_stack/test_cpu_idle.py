@@ -37,20 +37,13 @@ from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.local.up import config_from, register
 from cloudrun_smoke.local.watchdog import _kill_groups
 from cloudrun_smoke.waiting import wait_until
-from helpers.paths import ROOT, TINY
+from helpers.paths import ROOT
+from helpers.stacks import tiny_stack_config
 
 
 def stack_config(cpu_idle: bool, boost: bool = False) -> LocalStackConfig:
-    return LocalStackConfig(
-        project="cpu-test",
-        service="tiny",
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1", cpu_idle=cpu_idle, startup_cpu_boost=boost),
-        ingestion_delay=0.0,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
-    )
+    spec = RevisionSpec(image="local/tiny:1", cpu_idle=cpu_idle, startup_cpu_boost=boost)
+    return tiny_stack_config("cpu-test", spec=spec, ingestion_delay=0.0)
 
 
 def state(pid: int | None) -> str:

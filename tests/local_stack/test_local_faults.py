@@ -20,7 +20,8 @@ from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
-from helpers.paths import ROOT, TINY
+from helpers.paths import ROOT
+from helpers.stacks import tiny_stack_config
 
 SPEC = RevisionSpec(
     image="europe-docker.pkg.dev/p/r/tiny:1.2.3",
@@ -32,20 +33,8 @@ SPEC = RevisionSpec(
 
 @contextmanager
 def stack_with(*faults: str, **overrides: object) -> Iterator[LocalStack]:
-    settings: dict[str, object] = {
-        "project": "fault-test",
-        "service": "tiny",
-        "service_cmd": TINY,
-        "spec": SPEC,
-        "ingestion_delay": 0.05,
-        "ingestion_jitter": 0.0,
-        "startup_timeout": 10.0,
-        "read_quota_per_minute": None,
-        "reconcile_delay": 0.0,
-        "faults": faults,
-    }
-    settings.update(overrides)
-    with LocalStack(LocalStackConfig(**settings)) as stack:  # type: ignore[arg-type]
+    settings: dict[str, object] = {"spec": SPEC, "reconcile_delay": 0.0, "faults": faults}
+    with LocalStack(tiny_stack_config("fault-test", **{**settings, **overrides})) as stack:
         yield stack
 
 

@@ -12,10 +12,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
 from cloudrun_smoke.gcp.clients import reading_client_class
-from cloudrun_smoke.local.run_model import RevisionSpec
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.waiting import wait_until
 from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 PROJECT = "front-test"
 SERVICE = f"projects/{PROJECT}/locations/us-central1/services/tiny"
@@ -24,20 +24,7 @@ REQUESTS = f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        project=PROJECT,
-        service="tiny",
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1"),
-        ingestion_delay=0.05,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
-        instances=2,
-        candidate_cmd=TINY,
-        tag="canary",
-        reconcile_delay=0.05,
-    )
+    config = tiny_stack_config(PROJECT, instances=2, candidate_cmd=TINY, tag="canary", reconcile_delay=0.05)
     with LocalStack(config) as stack:
         yield stack
 

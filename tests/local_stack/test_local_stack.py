@@ -22,21 +22,13 @@ from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
 from helpers.paths import TINY
 from helpers.processes import alive
+from helpers.stacks import tiny_stack_config
 
 
 def config(command: str = TINY, **overrides: object) -> LocalStackConfig:
-    settings: dict[str, object] = {
-        "project": "stack-test",
-        "service": "tiny",
-        "service_cmd": command,
-        "spec": RevisionSpec(image="local/tiny:1", env={"GREETING": "bonjour"}),
-        "ingestion_delay": 0.2,
-        "ingestion_jitter": 0.0,
-        "startup_timeout": 10.0,
-        "read_quota_per_minute": None,
-    }
-    settings.update(overrides)
-    return LocalStackConfig(**settings)  # type: ignore[arg-type]
+    spec = RevisionSpec(image="local/tiny:1", env={"GREETING": "bonjour"})
+    settings: dict[str, object] = {"service_cmd": command, "spec": spec, "ingestion_delay": 0.2}
+    return tiny_stack_config("stack-test", **{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")

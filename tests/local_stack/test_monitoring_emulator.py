@@ -30,6 +30,7 @@ from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.local.up import describe
 from cloudrun_smoke.waiting import wait_until
 from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 PROJECT = "monitoring-test"
 COUNT = "run.googleapis.com/request_count"
@@ -45,19 +46,11 @@ Client = monitoring_v3.MetricServiceClient
 
 def config(**overrides: object) -> LocalStackConfig:
     settings: dict[str, object] = {
-        "project": PROJECT,
-        "service": "tiny",
-        "service_cmd": TINY,
         "spec": RevisionSpec(image="local/tiny:1", memory="512Mi", cpu="1"),
-        "ingestion_delay": 0.05,
-        "ingestion_jitter": 0.0,
-        "startup_timeout": 10.0,
-        "read_quota_per_minute": None,
         "metrics_period": 0.5,
         "min_alignment_period": 1.0,  # windows of seconds: Google's 60 s minimum allowed explicitly
     }
-    settings.update(overrides)
-    return LocalStackConfig(**settings)  # type: ignore[arg-type]
+    return tiny_stack_config(PROJECT, **{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic
 from cloudrun_smoke.gcp.clients import run_clients
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, TrafficTarget
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.release.rollback import (
     EXIT_DONE,
     EXIT_FAILED,
@@ -34,6 +34,7 @@ from cloudrun_smoke.release.rollback import (
     plan_rollback,
 )
 from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 PROJECT, REGION, SERVICE = "rollback-test", "us-central1", "tiny"
 SECRET = "hunter2-value-of-an-env-var"
@@ -70,16 +71,12 @@ class Deployed:
 
 
 def two_revisions(reconcile_delay: float = 0.2) -> Iterator[Deployed]:
-    config = LocalStackConfig(
-        project=PROJECT,
+    config = tiny_stack_config(
+        PROJECT,
         region=REGION,
         service=SERVICE,
-        service_cmd=TINY,
         spec=SPEC,
         ingestion_delay=0.0,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
         reconcile_delay=reconcile_delay,
     )
     with LocalStack(config) as stack:

@@ -22,12 +22,13 @@ from pathlib import Path
 import chromadb
 import httpx
 import pytest
-from test_local_up import TINY, local_up
 
 from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.waiting import wait_until
+from helpers.local_up import local_up
+from helpers.paths import TINY
 from helpers.processes import alive
 from helpers.smoke_runs import ROOT, run_smoke
 
