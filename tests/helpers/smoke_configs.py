@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from helpers.paths import ROOT
+from helpers.smoke_runs import SuiteRun
 
 EMAIL = "smoke@example.com"
 PASSWORD = "pw-Zq8-never-printed-7731"
@@ -42,3 +43,11 @@ def config_with_candidate(tmp_path: Path) -> Path:
     path = tmp_path / "smoke.toml"
     path.write_text(text)
     return path
+
+
+def assert_the_bypass_was_accepted(run: SuiteRun) -> None:
+    """The run failed on the security check because the service answered the dev bypass with 200."""
+    assert run.returncode == 1, run.output
+    message = run.messages["test_security.py::test_dev_bypass_is_refused"]
+    assert "x-dev-bypass: 1 and x-user-id but no token must be refused" in message
+    assert "→ 200" in message

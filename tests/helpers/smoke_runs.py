@@ -92,6 +92,11 @@ def run_smoke(
     return SuiteRun(proc.returncode, proc.stdout + proc.stderr, outcomes, messages, verdict, marker)
 
 
+def run_local(tmp_path: Path, config: Path, *args: str, env: dict[str, str] | None = None) -> SuiteRun:
+    """``pytest smoke/ --env local --smoke-config=CONFIG ARGS``: the local environment of ``config``."""
+    return run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", *args, env=env)
+
+
 def processes_with_marker(marker: str) -> list[int]:
     """Live processes whose environment carries the marker: anything the suite's stack started."""
     found = []

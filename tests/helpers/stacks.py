@@ -8,6 +8,7 @@ from datetime import datetime
 import httpx
 from google.cloud import logging as cloud_logging
 
+from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.timeutil import format_rfc3339
@@ -54,6 +55,20 @@ def healthy(stack: LocalStack) -> LocalStack:
             interval=0.1,
         )
     return stack
+
+
+def stack_environment(stack: LocalStack, name: str = "local") -> Environment:
+    """The environment a smoke.toml would declare for ``stack``: its service, through its emulators."""
+    cfg = stack.config
+    return Environment(
+        name=name,
+        source="test",
+        project=cfg.project,
+        region=cfg.region,
+        service=cfg.service,
+        run_api_endpoint=stack.run_api_endpoint,
+        logging_api_endpoint=stack.logging_api_endpoint,
+    )
 
 
 def stack_logs(stack: LocalStack) -> cloud_logging.Client:

@@ -11,9 +11,9 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import logging_client
 from helpers.paths import TINY
 from helpers.stacks import tiny_stack_config
 
@@ -38,12 +38,7 @@ def services_client(stack: LocalStack) -> run_v2.ServicesClient:
 
 
 def entries(stack: LocalStack, filter_: str, count: int = 1) -> list:
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    client = logging_client(stack.logging_api_endpoint, PROJECT)
     return wait_until(
         lambda: found if len(found := list(client.list_entries(filter_=filter_))) >= count else None,
         timeout=10,

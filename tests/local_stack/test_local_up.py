@@ -10,11 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.waiting import wait_until
 from helpers.local_up import CLI, local_up
+from helpers.log_entries import logging_client
 from helpers.paths import ROOT, TINY
 from helpers.processes import alive
 
@@ -37,12 +36,7 @@ def test_local_up_prints_every_url_and_each_answers_and_logs(tmp_path: Path) -> 
             "": "",
             "canary": tag_url,
         }
-        logs = reading_client_class()(
-            project="smoke-local",
-            credentials=AnonymousCredentials(),
-            _use_grpc=False,
-            client_options={"api_endpoint": logging_api},
-        )
+        logs = logging_client(logging_api, "smoke-local")
         request_log = 'logName="projects/smoke-local/logs/run.googleapis.com%2Frequests"'
         found = wait_until(
             lambda: got if len(got := list(logs.list_entries(filter_=request_log))) >= 2 else None,

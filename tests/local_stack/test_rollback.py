@@ -18,7 +18,6 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
 from cloudrun_smoke import cli
-from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic
 from cloudrun_smoke.gcp.clients import run_clients
@@ -34,7 +33,7 @@ from cloudrun_smoke.release.rollback import (
     plan_rollback,
 )
 from helpers.paths import TINY
-from helpers.stacks import tiny_stack_config
+from helpers.stacks import stack_environment, tiny_stack_config
 
 PROJECT, REGION, SERVICE = "rollback-test", "us-central1", "tiny"
 SECRET = "hunter2-value-of-an-env-var"
@@ -47,14 +46,7 @@ class Deployed:
 
     def __init__(self, stack: LocalStack, old: str, new: str) -> None:
         self.stack, self.old, self.new = stack, old, new
-        self.env = Environment(
-            name="local-test",
-            source="test",
-            project=PROJECT,
-            region=REGION,
-            service=SERVICE,
-            run_api_endpoint=stack.run_api_endpoint,
-        )
+        self.env = stack_environment(stack, "local-test")
         self.services, self.revisions = run_clients(self.env, AnonymousCredentials())
 
     def traffic(self) -> list[tuple[str, int, str]]:

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
@@ -19,6 +17,7 @@ from cloudrun_smoke.logs.patterns import CATALOGUE
 from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
 from cloudrun_smoke.window.period import Window
+from helpers.log_entries import logging_client
 
 PROJECT, SERVICE, REGION = "p", "svc", "us-central1"
 RESOURCE = RevisionResource(PROJECT, REGION, SERVICE, "svc-00001-abc", SERVICE).monitored_resource()
@@ -92,12 +91,7 @@ def server(api: LoggingApi) -> Iterator[JsonApiServer]:
 
 
 def reader(endpoint: str, max_pages: int = 10, budget: ReadBudget | None = None) -> WindowLogReader:
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": endpoint},
-    )
+    client = logging_client(endpoint, PROJECT)
     return WindowLogReader(
         client,
         project=PROJECT,
