@@ -27,7 +27,7 @@ PROVEN_ELSEWHERE = {
     ),
     # needs a revision that sets DATABASE_URL without CHROMA_HOST
     "test_deployment.py::test_state_is_shared_when_several_instances_may_serve": (
-        "tests/local_stack/test_shared_state.py::test_half_shared_state_fails_the_deployment_check"
+        "tests/e2e/test_shared_state.py::test_half_shared_state_fails_the_deployment_check"
     ),
     # needs the preferences-in-stats variant and preferences_in_stats = true
     "test_preferences.py::test_preferences_are_visible_and_not_duplicated": (
