@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from shapes import assert_same_shape, load
 
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp.clients import logging_client
@@ -27,6 +26,7 @@ from cloudrun_smoke.logs.watcher import CloudLoggingSource
 from cloudrun_smoke.waiting import wait_until
 from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
 from cloudrun_smoke.window.period import Window
+from helpers.shapes import assert_same_shape, load
 from helpers.stacks import tiny_stack_config
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
