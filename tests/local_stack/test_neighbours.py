@@ -19,8 +19,9 @@ import pytest
 from cloudrun_smoke.config.environment import ConfigError, load_config
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi
+from cloudrun_smoke.local.neighbours import Neighbours
 from cloudrun_smoke.local.stack import LocalStack
-from cloudrun_smoke.local.traffic import Neighbours, TrafficError
+from cloudrun_smoke.local.traffic import TrafficError
 from cloudrun_smoke.logs.watcher import (
     LogExpectationFailed,
     LogMatch,

@@ -14,9 +14,11 @@ import pytest
 
 from cloudrun_smoke.local import metrics, procfs
 from cloudrun_smoke.local.distribution import Distribution, ExponentialBuckets, percentile_of
+from cloudrun_smoke.local.log_query import FilterError
 from cloudrun_smoke.local.metrics import cpu_count, memory_bytes
-from cloudrun_smoke.local.monitoring_eval import Descriptor, Observed, Query, QueryError, Series, evaluate
-from cloudrun_smoke.local.monitoring_filter import FilterError, parse_filter
+from cloudrun_smoke.local.monitoring_eval import evaluate
+from cloudrun_smoke.local.monitoring_filter import parse_filter
+from cloudrun_smoke.local.monitoring_series import Descriptor, Observed, Query, QueryError, Series
 from cloudrun_smoke.waiting import wait_until
 
 BUCKETS = ExponentialBuckets(finite=10, growth=2.0, scale=1.0)  # [1,2) [2,4) ... [512,1024)
@@ -109,6 +111,9 @@ def test_filter_terms(text: str, value: str, expected: bool) -> None:
         ('metric.type = starts_with("run")', "exactly"),
         ('metric.type = "a" AND metric.type = "b"', "several metric types"),
         ("", "empty"),
+        ('metric.type == "m"', "'=='"),
+        ('metric.type = "m -- unterminated', "unterminated string"),
+        ('metric.type = "m" -- not a comment here', "'-'"),
     ],
 )
 def test_unsupported_filters_are_refused_naming_the_part(text: str, named: str) -> None:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from cloudrun_smoke.local.distribution import ExponentialBuckets
 from cloudrun_smoke.local.metrics import MetricsRecorder
-from cloudrun_smoke.local.monitoring_eval import Descriptor, Observed
+from cloudrun_smoke.local.monitoring_series import Descriptor, Observed
 
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"

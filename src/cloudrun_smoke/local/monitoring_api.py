@@ -3,7 +3,7 @@
 google-cloud-monitoring's ``MetricServiceClient`` talks to it as to monitoring.googleapis.com, given a
 channel to :attr:`MonitoringApiServer.endpoint`. Requests are checked as Google checks them (project,
 filter, interval, aggregation, view, paging) and answered from what the local stack observed; the
-arithmetic lives in :mod:`monitoring_eval`, this module only translates protos and errors.
+arithmetic lives in :mod:`monitoring_eval` (and its data types in :mod:`monitoring_series`), this module only translates protos and errors.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from google.api import metric_pb2
 from google.cloud import monitoring_v3
 
 from cloudrun_smoke.local.distribution import Distribution
-from cloudrun_smoke.local.monitoring_eval import Descriptor, Observed, Query, QueryError, Series, evaluate
-from cloudrun_smoke.local.monitoring_filter import FilterError, parse_filter
+from cloudrun_smoke.local.log_query import FilterError
+from cloudrun_smoke.local.monitoring_eval import evaluate
+from cloudrun_smoke.local.monitoring_filter import parse_filter
+from cloudrun_smoke.local.monitoring_series import Descriptor, Observed, Query, QueryError, Series
 from cloudrun_smoke.window.monitoring import MIN_ALIGNMENT_PERIOD_S
 
 SERVICE = "google.monitoring.v3.MetricService"

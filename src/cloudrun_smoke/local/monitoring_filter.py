@@ -4,6 +4,8 @@ Supported: ``metric.type = "..."`` (required, exactly one), ``resource.type``, `
 and ``metric.label(s).K`` compared with ``=`` or ``!=`` to a string, ``starts_with("...")`` or
 ``one_of("a", "b")``, terms joined by ``AND``. Anything else is refused with a message naming the
 part, so that a query that would not mean the same thing on Google never quietly returns nothing.
+Tokens come from the Logging query lexer, so strings, comparators and their errors read the same in
+both languages.
 """
 
 from __future__ import annotations
@@ -12,34 +14,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-      | (?P<op>!=|<=|>=|=~|!~|=|<|>|:)
-      | (?P<punct>[(),])
-      | (?P<word>[A-Za-z0-9_][A-Za-z0-9_.\-/]*)
-      | (?P<other>\S)
-    )""",
-    re.VERBOSE,
-)
+from cloudrun_smoke.local.log_query.errors import FilterError
+from cloudrun_smoke.local.log_query.lexer import Token, TokenKind, tokenize
+
 _SELECTOR = re.compile(r"^(metric|resource)\.labels?\.([A-Za-z_][A-Za-z0-9_]*)$")
 _FUNCTIONS = ("starts_with", "one_of")
-
-
-class FilterError(ValueError):
-    """The filter cannot be served; the message names the offending part."""
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str
-    text: str
-    at: int
-
-    @property
-    def value(self) -> str:
-        """A string literal without its quotes, escapes resolved."""
-        return re.sub(r"\\(.)", r"\1", self.text[1:-1])
 
 
 @dataclass(frozen=True)
@@ -63,39 +42,40 @@ class Filter:
     terms: tuple[Term, ...]
 
 
-def _tokens(text: str) -> list[Token]:
-    tokens = []
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind is None:
-            continue
-        tokens.append(Token(kind, match.group(kind), match.start(kind)))
-    return tokens
-
-
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.tokens = _tokens(text)
+        self.tokens = tokenize(text, monitoring=True)  # ends with an EOF token
         self.pos = 0
 
-    def peek(self) -> Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
     def take(self) -> Token | None:
-        token = self.peek()
-        self.pos += token is not None
+        """The next token, or None at the end of the filter."""
+        token = self.tokens[self.pos]
+        if token.kind is TokenKind.EOF:
+            return None
+        self.pos += 1
         return token
 
+    def dotted(self, first: Token) -> str:
+        """A word and the ``.word`` parts written right after it, such as ``metric.labels.code``."""
+        last = first
+        while (
+            self.tokens[self.pos].kind is TokenKind.DOT
+            and self.tokens[self.pos].start == last.end
+            and self.tokens[self.pos + 1].kind is TokenKind.WORD
+            and self.tokens[self.pos + 1].start == last.end + 1
+        ):
+            last = self.tokens[self.pos + 1]
+            self.pos += 2
+        return self.text[first.start : last.end]
+
     def fail(self, start: int, reason: str) -> FilterError:
-        end = (
-            self.tokens[self.pos - 1].at + len(self.tokens[self.pos - 1].text) if self.pos else len(self.text)
-        )
+        end = self.tokens[self.pos - 1].end if self.pos else len(self.text)
         part = self.text[start : max(end, start + 1)].strip() or self.text.strip()
         return FilterError(f"unsupported filter part {part!r}: {reason}")
 
     def parse(self) -> Filter:
-        if not self.tokens:
+        if self.tokens[0].kind is TokenKind.EOF:
             raise FilterError('the filter is empty; it must name a metric: metric.type = "..."')
         terms: list[Term] = []
         metric_types: list[str] = []
@@ -108,8 +88,8 @@ class _Parser:
             joiner = self.take()
             if joiner is None:
                 break
-            if not (joiner.kind == "word" and joiner.text == "AND"):
-                raise self.fail(joiner.at, "terms can only be joined by AND (no OR, NOT or parentheses)")
+            if not (joiner.kind is TokenKind.WORD and joiner.text == "AND"):
+                raise self.fail(joiner.start, "terms can only be joined by AND (no OR, NOT or parentheses)")
         if not metric_types:
             raise FilterError('the filter must name one metric: metric.type = "..."')
         if len(set(metric_types)) > 1:
@@ -120,29 +100,29 @@ class _Parser:
         first = self.take()
         if first is None:
             raise FilterError(f"the filter {self.text!r} ends where a term is expected")
-        start = first.at
-        if first.kind != "word" or first.text in ("AND", "OR", "NOT"):
+        start = first.start
+        if first.kind is not TokenKind.WORD or first.text in ("AND", "OR", "NOT"):
             raise self.fail(start, "expected a selector such as metric.type or resource.labels.NAME")
-        target, key = selector(first.text)
+        target, key = selector(self.dotted(first))
         if target is None:
             raise self.fail(
                 start,
                 "selectors are metric.type, resource.type, metric.labels.NAME and resource.labels.NAME",
             )
         op = self.take()
-        if op is None or op.kind != "op" or op.text not in ("=", "!="):
-            self.take()  # the compared value, so that the message shows the whole term
+        if op is None or op.kind is not TokenKind.CMP or op.text not in ("=", "!="):
+            self.value()  # the compared value, so that the message shows the whole term
             raise self.fail(start, "the comparison must be = or !=")
         negated = op.text == "!="
-        value = self.take()
+        value = self.value()
         if value is None:
             raise self.fail(
                 start, "a quoted string, starts_with(...) or one_of(...) must follow the comparison"
             )
-        if value.kind == "string":
-            literal = value.value
+        if value.kind is TokenKind.STRING:
+            literal = value.text
             term = Term(target, key, negated, literal.__eq__, self.text[start : self.end()], literal)
-        elif value.kind == "word" and value.text in _FUNCTIONS:
+        elif value.kind is TokenKind.WORD and value.text in _FUNCTIONS:
             term = Term(target, key, negated, self.function(start, value.text), self.text[start : self.end()])
         else:
             raise self.fail(
@@ -159,9 +139,9 @@ class _Parser:
         args: list[str] = []
         while True:
             arg = self.take()
-            if arg is None or arg.kind != "string":
+            if arg is None or arg.kind is not TokenKind.STRING:
                 raise self.fail(start, f"{name} takes quoted strings")
-            args.append(arg.value)
+            args.append(arg.text)
             after = self.take()
             if after is not None and after.text == ")":
                 break
@@ -175,9 +155,15 @@ class _Parser:
         choices = frozenset(args)
         return lambda value: value in choices
 
+    def value(self) -> Token | None:
+        """The compared value: a string, or a word with its dotted parts (so a message shows them)."""
+        token = self.take()
+        if token is not None and token.kind is TokenKind.WORD:
+            self.dotted(token)
+        return token
+
     def end(self) -> int:
-        last = self.tokens[self.pos - 1]
-        return last.at + len(last.text)
+        return self.tokens[self.pos - 1].end
 
 
 def selector(word: str) -> tuple[str | None, str]:

@@ -277,7 +277,7 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
         )
         request.config.stash[ENV_KEY] = effective  # diagnostics read the stack's endpoints too
         if env.stack.neighbours > 0:
-            from cloudrun_smoke.local.traffic import Neighbours
+            from cloudrun_smoke.local.neighbours import Neighbours
 
             neighbours = Neighbours(stack.service_url, env.stack.neighbours)
             request.config.stash[NEIGHBOURS_KEY] = exit_stack.enter_context(neighbours)
