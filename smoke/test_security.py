@@ -24,10 +24,13 @@ def test_dev_bypass_is_refused(  # type: ignore[no-untyped-def]
     if not smoke_env.checks.dev_bypass_rejected:
         pytest.skip(f"[env.{smoke_env.name}.checks] dev_bypass_rejected = false: not required here")
     from cloudrun_smoke.gcp.iam import explain
-    from cloudrun_smoke.service.auth import dev_bypass_headers
+    from cloudrun_smoke.service.auth import request_headers
     from cloudrun_smoke.service.http import ServiceClient
 
-    headers = {**dev_bypass_headers(f"{smoke_run.user_id}-bypass", smoke_run.session_id), **smoke_invoker}
+    user_id, session_id = f"{smoke_run.user_id}-bypass", smoke_run.session_id
+    headers = request_headers(
+        smoke_env, user_id, session_id, url=smoke_target.url, invoker=smoke_invoker, mode="dev-bypass"
+    )
     bypass = ServiceClient(smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout)
     try:
         response = bypass.get("/api/threads/archived/list")

@@ -15,6 +15,7 @@ import pytest
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp import cpu_allocation
 from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.watcher import LogExpectationFailed
 from cloudrun_smoke.plugin.main import LOGGING_CLIENT_KEY
 from cloudrun_smoke.service import contract
@@ -127,7 +128,7 @@ def _late_consolidation(
         if expectation.match is not None
     ]
     since = min(t for _, t in progress)
-    filter_ = cpu_allocation.requests_filter(env.project, env.region, env.service, target.revision, since)
+    filter_ = CloudRunScope.of(env, target.revision).request_logs_filter(since)
     fix = cpu_allocation.fix(bool(target.cpu_idle), env.service, env.region, env.project)
     try:
         spans = cpu_allocation.read_request_spans(

@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cloudrun_smoke.local import up
 
     up.register(local_commands)
-    from cloudrun_smoke.release import rollback
+    from cloudrun_smoke.release import command as rollback_command
 
-    rollback.register(commands)
+    rollback_command.register(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from google.protobuf import duration_pb2
 
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
 from cloudrun_smoke.local.metrics import InstanceCountSample, MetricsRecorder, UtilizationSample
 from cloudrun_smoke.local.monitoring_api import MonitoringApi, MonitoringApiServer
@@ -29,7 +30,6 @@ from cloudrun_smoke.window.monitoring import (
     REQUEST_COUNT,
     REQUEST_LATENCIES,
     MetricReader,
-    Scope,
 )
 from cloudrun_smoke.window.period import Window
 from helpers.shapes import assert_same_shape, load
@@ -87,7 +87,7 @@ def fixture_client() -> Iterator[tuple[monitoring_v3.MetricServiceClient, list[A
 
 
 def reader(client: Any, window: Window) -> MetricReader:
-    return MetricReader(client, Scope(PROJECT, SERVICE, REGION, REVISION), window, gauge_period=60)
+    return MetricReader(client, CloudRunScope(PROJECT, REGION, SERVICE, REVISION), window, gauge_period=60)
 
 
 FIXTURE_WINDOW = Window(
@@ -198,7 +198,7 @@ def test_emulator_refuses_an_alignment_period_under_60_s(emulator: Any) -> None:
     client = monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
     request = Request(
         name=f"projects/{PROJECT}",
-        filter=Scope(PROJECT, SERVICE, REGION).filter(INSTANCE_COUNT),
+        filter=CloudRunScope(PROJECT, REGION, SERVICE).metric_filter(INSTANCE_COUNT),
         interval=monitoring_v3.TimeInterval(start_time=window.start, end_time=window.end),
         aggregation=monitoring_v3.Aggregation(
             alignment_period=duration_pb2.Duration(seconds=30),

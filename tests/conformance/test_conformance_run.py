@@ -15,17 +15,12 @@ from google.cloud import run_v2
 
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp.discovery import discover
-from cloudrun_smoke.gcp.traffic import is_ready
+from cloudrun_smoke.gcp.readiness import readiness
 from cloudrun_smoke.local.json_api import JsonApiServer, Request, route
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
-from cloudrun_smoke.release.rollback import (
-    RevisionInfo,
-    RollbackPlan,
-    RollbackRefused,
-    apply_rollback,
-    plan_rollback,
-)
+from cloudrun_smoke.release.apply import apply_rollback
+from cloudrun_smoke.release.plan import RevisionInfo, RollbackPlan, RollbackRefused, plan_rollback
 from cloudrun_smoke.waiting import wait_until
 from helpers.shapes import Fixture, assert_same_shape, load
 
@@ -177,7 +172,7 @@ def test_revisions_ready_and_failed(served: tuple[FixtureRunApi, str]) -> None:
     assert target.revision_create_time is not None and target.revision_create_time.year == 2026
     _, revisions = clients(endpoint)
     failed = revisions.get_revision(name=f"{NAME}/revisions/{BAD}")
-    ready, message = is_ready(failed.conditions)
+    ready, message = readiness(failed.conditions)
     assert not ready and "failed to start and listen on the port" in message
 
 

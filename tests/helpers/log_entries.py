@@ -74,14 +74,21 @@ def emit_stderr(api: LoggingApi, project: str, text: str, *, stamped_ago: float 
 
 
 def request_entry(
-    project: str, service: str, url: str, method: str, status: int, instance: str, trace: str = ""
+    project: str,
+    region: str,
+    service: str,
+    url: str,
+    method: str,
+    status: int,
+    instance: str,
+    trace: str = "",
 ) -> dict[str, Any]:
     """A Cloud Run request log entry (run.googleapis.com/requests) served by ``instance``."""
     entry: dict[str, Any] = {
         "logName": f"projects/{project}/logs/run.googleapis.com%2Frequests",
         "resource": {
             "type": "cloud_run_revision",
-            "labels": {"service_name": service, "revision_name": "r1"},
+            "labels": {"service_name": service, "revision_name": "r1", "location": region},
         },
         "httpRequest": {"requestMethod": method, "requestUrl": url, "status": status},
         "labels": {"instanceId": instance},

@@ -36,7 +36,7 @@ def client_for(server: JsonApiServer) -> object:
 def request_log(api: LoggingApi, method: str, status: int, instance: str, trace: str = "") -> None:
     """A Cloud Run request log entry for the thread, served by ``instance``."""
     url = f"https://svc.run.app/api/threads/{THREAD}"
-    api.ingest(request_entry(PROJECT, SERVICE, url, method, status, instance, trace))
+    api.ingest(request_entry(PROJECT, ENV.region, SERVICE, url, method, status, instance, trace))
 
 
 def watcher_with(server: JsonApiServer, pacer: ReadPacer) -> LogWatcher:

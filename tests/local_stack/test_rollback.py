@@ -23,15 +23,9 @@ from cloudrun_smoke.gcp import traffic
 from cloudrun_smoke.gcp.clients import run_clients
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack
-from cloudrun_smoke.release.rollback import (
-    EXIT_DONE,
-    EXIT_FAILED,
-    EXIT_PLAN_ONLY,
-    EXIT_USAGE,
-    RollbackRefused,
-    apply_rollback,
-    plan_rollback,
-)
+from cloudrun_smoke.release.apply import apply_rollback
+from cloudrun_smoke.release.command import EXIT_DONE, EXIT_FAILED, EXIT_PLAN_ONLY, EXIT_USAGE
+from cloudrun_smoke.release.plan import RollbackRefused, plan_rollback
 from helpers.paths import TINY
 from helpers.stacks import stack_environment, tiny_stack_config
 

@@ -29,7 +29,7 @@ from cloudrun_smoke.gcp.discovery import discover
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.run_api import RunApi
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Service, TrafficTarget
-from cloudrun_smoke.release.rollback import RollbackRefused, plan_rollback
+from cloudrun_smoke.release.plan import RollbackRefused, plan_rollback
 from cloudrun_smoke.timeutil import utcnow
 
 PROJECT, REGION, NAME = "p1", "europe-west1", "emergence-app"

@@ -41,10 +41,11 @@ def test_the_api_call_is_the_checks_own_request() -> None:
 
 
 def test_the_scope_is_the_service_or_the_targeted_revision() -> None:
-    from cloudrun_smoke.window.monitoring import Scope
+    from cloudrun_smoke.gcp.scope import CloudRunScope
 
-    service = Scope("p", "svc", "europe-west1").filter("run.googleapis.com/request_count")
-    candidate = Scope("p", "svc", "europe-west1", "svc-00002-abc").filter("run.googleapis.com/request_count")
+    scope = CloudRunScope("p", "europe-west1", "svc")
+    service = scope.metric_filter("run.googleapis.com/request_count")
+    candidate = scope.for_revision("svc-00002-abc").metric_filter("run.googleapis.com/request_count")
     assert 'resource.labels.service_name = "svc"' in service and "revision_name" not in service
     assert 'resource.labels.location = "europe-west1"' in service
     assert candidate == service + ' AND resource.labels.revision_name = "svc-00002-abc"'
@@ -56,7 +57,8 @@ def test_instance_counts_leave_out_the_start_up_only_when_the_floor_was_reached(
     from datetime import timedelta
     from types import SimpleNamespace
 
-    from cloudrun_smoke.window.monitoring import MetricReader, Scope
+    from cloudrun_smoke.gcp.scope import CloudRunScope
+    from cloudrun_smoke.window.monitoring import MetricReader
     from cloudrun_smoke.window.period import Window
 
     def reader(values: list[float]) -> MetricReader:
@@ -69,7 +71,9 @@ def test_instance_counts_leave_out_the_start_up_only_when_the_floor_was_reached(
         ]
         page = SimpleNamespace(time_series=[SimpleNamespace(points=points)])
         client = SimpleNamespace(list_time_series=lambda **_: SimpleNamespace(pages=[page]))
-        return MetricReader(client, Scope("p", "svc", "r"), Window(START, END, "test"), gauge_period=60)
+        return MetricReader(
+            client, CloudRunScope("p", "r", "svc"), Window(START, END, "test"), gauge_period=60
+        )
 
     started = reader([0, 0, 2, 1, 2]).instance_counts(floor=2)
     assert (started.value, started.extra["min"], started.samples) == (2, 1, 5)

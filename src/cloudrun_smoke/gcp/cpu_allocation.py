@@ -77,19 +77,6 @@ def request_span(timestamp: datetime, http_request: Mapping[str, Any] | None) ->
     )
 
 
-def requests_filter(project: str, region: str, service: str, revision: str, since: datetime) -> str:
-    return " AND ".join(
-        [
-            'resource.type="cloud_run_revision"',
-            f'resource.labels.service_name="{service}"',
-            f'resource.labels.location="{region}"',
-            f'resource.labels.revision_name="{revision}"',
-            f'logName="projects/{project}/logs/run.googleapis.com%2Frequests"',
-            f'timestamp>="{format_rfc3339(since)}"',
-        ]
-    )
-
-
 def read_request_spans(client: Any, project: str, filter_: str) -> list[RequestSpan]:
     """One ``entries:list`` call (one page) of the revision's request log entries."""
     from google.cloud import logging as cloud_logging

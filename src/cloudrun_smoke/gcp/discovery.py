@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as auth_exceptions
-
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic as traffic_
-from cloudrun_smoke.gcp.traffic import TrafficShare, is_ready, short_name
+from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, RUN_ADMIN_API, api_error
+from cloudrun_smoke.gcp.readiness import readiness
+from cloudrun_smoke.gcp.traffic import TrafficShare, short_name
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 
 __all__ = ["Target", "TrafficShare", "discover", "short_name"]
+
+RECONCILE_POLL_S = 2.0  # between reads of a service that is still reconciling
 
 
 @dataclass(frozen=True)
@@ -75,25 +77,22 @@ def cpu_idle_of(container: Any) -> bool | None:
     return bool(container.resources.cpu_idle)
 
 
-def _api_error(env: Environment, what: str, error: Exception) -> SmokeError:
+def run_admin_api_error(env: Environment, what: str, error: Exception, *, permission: str = "") -> SmokeError:
+    """A failed Admin API call about ``env``'s service as one line (discovery's, and the rollback's with
+    its ``permission``)."""
     where = f"project {env.project!r}, region {env.region!r}"
-    if isinstance(error, gexc.NotFound):
-        return SmokeError(
-            f"Cloud Run service {env.service!r} not found in {where} ({env.source} [env.{env.name}]); "
-            f"look: gcloud run services list --project {env.project} --region {env.region}"
-        )
-    if isinstance(error, auth_exceptions.GoogleAuthError):
-        return SmokeError(
-            f"cannot authenticate to the Cloud Run Admin API for {where}: {type(error).__name__}; "
-            "refresh your credentials: gcloud auth application-default login"
-        )
-    if isinstance(error, gexc.PermissionDenied | gexc.Unauthenticated):
-        return SmokeError(
-            f"not allowed to {what} in {where}: grant roles/run.viewer to the identity running the suite"
-        )
-    endpoint = env.run_api_endpoint or "run.googleapis.com"
-    return SmokeError(
-        f"cannot {what} through the Cloud Run Admin API at {endpoint}: {type(error).__name__}: {error}"
+    missing = (
+        f"Cloud Run service {env.service!r} not found in {where} ({env.source} [env.{env.name}]); "
+        f"look: gcloud run services list --project {env.project} --region {env.region}"
+    )
+    return api_error(
+        error,
+        RUN_ADMIN_API,
+        what=what,
+        endpoint=env.run_api_endpoint,
+        where=where,
+        not_found=missing,
+        permission=permission,
     )
 
 
@@ -125,16 +124,21 @@ def discover(
     a no-traffic candidate through its tag URL."""
     name = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
     started = time.monotonic()
-    deadline = started + reconcile_timeout
-    while True:
-        try:
-            service = services_client.get_service(name=name)
-        except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as e:  # OSError: refused, DNS
-            raise _api_error(env, "read the service", e) from None
-        if not service.reconciling or time.monotonic() >= deadline:
-            break
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+    read: list[Any] = []  # the latest read: a service still reconciling at the deadline is described as is
 
+    def settled() -> Any:
+        try:
+            read[:] = [services_client.get_service(name=name)]
+        except GOOGLE_ERRORS as e:
+            raise run_admin_api_error(env, "read the service", e) from None
+        return None if read[0].reconciling else read[0]
+
+    try:
+        service = wait_until(
+            settled, timeout=reconcile_timeout, what=f"{name} to stop reconciling", interval=RECONCILE_POLL_S
+        )
+    except WaitTimeout:
+        service = read[0]
     waited = time.monotonic() - started
     traffic = traffic_.shares(service)
     revision_name = traffic_.serving(traffic) or short_name(service.latest_ready_revision)
@@ -143,7 +147,7 @@ def discover(
     if tag or revision:
         candidate = _candidate(traffic, tag, revision, name)
         revision_name, url, candidate_tag = candidate.revision, candidate.uri, candidate.tag
-    service_ready, service_message = is_ready([service.terminal_condition])
+    service_ready, service_message = readiness([service.terminal_condition])
 
     revision_ready, revision_message = False, "no revision serves traffic"
     container: Any = None
@@ -153,9 +157,9 @@ def discover(
     if revision_name:
         try:
             revision = revisions_client.get_revision(name=f"{name}/revisions/{revision_name}")
-        except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, OSError) as e:
-            raise _api_error(env, f"read revision {revision_name}", e) from None
-        revision_ready, revision_message = is_ready(revision.conditions)
+        except GOOGLE_ERRORS as e:
+            raise run_admin_api_error(env, f"read revision {revision_name}", e) from None
+        revision_ready, revision_message = readiness(revision.conditions)
         container = revision.containers[0] if revision.containers else None
         scaling = revision.scaling
         timeout_seconds = int(revision.timeout.total_seconds()) if revision.timeout else None

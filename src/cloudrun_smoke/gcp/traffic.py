@@ -1,5 +1,5 @@
 """Where a Cloud Run service's traffic goes, from one read of the Admin API v2 ``Service``: the one
-place that turns ``trafficStatuses`` into revision names and that reads a ``Ready`` condition.
+place that turns ``trafficStatuses`` into revision names.
 
 A ``TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST`` status follows "the Service's latest ready Revision"
 (googleapis ``google/cloud/run/v2/traffic_target.proto``) and is reported with an empty ``revision``,
@@ -34,16 +34,6 @@ class TrafficShare:
 
 def short_name(resource_name: str) -> str:
     return resource_name.rsplit("/", 1)[-1] if resource_name else ""
-
-
-def is_ready(conditions: Iterable[Any]) -> tuple[bool, str]:
-    """The ``Ready`` condition of a service or revision: (succeeded, its message)."""
-    from google.cloud.run_v2 import Condition
-
-    for c in conditions:
-        if c.type_ == "Ready":
-            return c.state == Condition.State.CONDITION_SUCCEEDED, c.message
-    return False, "no Ready condition reported"
 
 
 def _is_latest(status: Any) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.service import auth
 
 USER_AGENT = "EmergenceWeb/8.0"
 REQUEST_TIMEOUT = 10.0
@@ -111,7 +112,7 @@ class TrafficSummary:
 
 def dev_bypass_headers(user_id: str) -> dict[str, str]:
     """The service's dev bypass for one user, with a session of its own."""
-    return {"x-dev-bypass": "1", "x-user-id": user_id, "x-session-id": f"session-{user_id}"}
+    return auth.dev_bypass_headers(user_id, f"session-{user_id}")
 
 
 @dataclass

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
-from cloudrun_smoke.timeutil import format_rfc3339
+from cloudrun_smoke.waiting import WaitTimeout, wait_until
 
 SHARED_STATE_FIX = (
     "To share state between instances, set DATABASE_URL and CHROMA_HOST on the revision (runbook), "
@@ -23,20 +24,14 @@ SHARED_STATE_FIX = (
 
 
 def request_log_filter(
-    env: Environment, object_id: str, creation_trace: str = "", since: datetime | None = None
+    scope: CloudRunScope, object_id: str, creation_trace: str = "", since: datetime | None = None
 ) -> str:
-    """``since`` bounds the search in time (the run's start): without a bound the client library adds
-    the last 24 hours, and a narrower search answers sooner."""
+    """The request logs about ``object_id`` (its URL, or the trace of the request that created it);
+    ``since`` bounds the search in time (the run's start), so that it answers sooner."""
     about = f'httpRequest.requestUrl:"{object_id}"'
     if creation_trace:
-        about = f'({about} OR trace="projects/{env.project}/traces/{creation_trace}")'
-    when = f'timestamp>="{format_rfc3339(since)}"' if since is not None else ""
-    return (
-        'resource.type="cloud_run_revision" '
-        f'AND resource.labels.service_name="{env.service}" '
-        f'AND logName="projects/{env.project}/logs/run.googleapis.com%2Frequests" '
-        f"AND {about}" + (f" AND {when}" if when else "")
-    )
+        about = f'({about} OR trace="projects/{scope.project}/traces/{creation_trace}")'
+    return f"{scope.request_logs_filter(since)} AND {about}"
 
 
 Row = tuple[str, str, str, Any, str]  # instance, method, URL, status, trace
@@ -85,20 +80,26 @@ def diagnose_404(
     creating request and the 404 are both visible or ``wait`` seconds passed. Every page is paid from
     the run's read budget (``pay_for_read(until)``, the log watcher's), like the watcher's own polls.
     """
-    filter_ = request_log_filter(env, object_id, creation_trace, since)
+    filter_ = request_log_filter(CloudRunScope.of(env), object_id, creation_trace, since)
     deadline = time.monotonic() + wait
     rows: list[Row] = []
-    while True:
-        try:
-            found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
-        except Exception as e:  # a diagnosis must never hide the failure it explains
-            return f"(request logs unavailable: {type(e).__name__})"
+
+    def search_done() -> bool | None:
+        """Search once; done when both requests are visible, or the budget gave no turn in time."""
+        nonlocal rows
+        found, searched = _served(client, env, filter_, lambda: pay_for_read(deadline))
         rows = found if searched or not rows else rows  # a search cut short keeps the last whole one
         complete = any(r[3] == 404 for r in rows) and (
             not creation_trace or any(r[4].endswith(creation_trace) for r in rows)
         )
-        if complete or not searched or time.monotonic() >= deadline:
-            break
+        return True if complete or not searched else None
+
+    try:  # each search waits its turn at the read budget: no pause between searches
+        wait_until(search_done, timeout=wait, what=f"the request logs about {object_id}", interval=0.0)
+    except WaitTimeout:
+        pass  # what surfaced by the deadline may tell anyway
+    except Exception as e:  # a diagnosis must never hide the failure it explains
+        return f"(request logs unavailable: {type(e).__name__})"
     instances = sorted({r[0] for r in rows})
     if len(instances) < 2:
         return ""

@@ -24,6 +24,8 @@ from cloudrun_smoke.config.environment import ENV_VAR, Environment, load_config
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.clients import credentials_for, logging_client, run_clients
 from cloudrun_smoke.gcp.discovery import Target, discover
+from cloudrun_smoke.gcp.errors import is_throttled
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
@@ -38,7 +40,7 @@ from cloudrun_smoke.report.verdict import (
     write_report,
 )
 from cloudrun_smoke.service import redaction, scenarios, users
-from cloudrun_smoke.service.auth import auth_headers, id_token_audience, invoker_headers
+from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, request_headers
 from cloudrun_smoke.service.http import ServiceClient
 from cloudrun_smoke.service.run import SmokeRun
 from cloudrun_smoke.service.scenarios import SCENARIO_FIXTURES
@@ -357,25 +359,19 @@ def smoke_users(
         if key not in by_name:
             user_id = smoke_run.user_id + (f"-{key}" if key else "")
             try:
-                login_via = (  # the login is a request of the run: its markers, the invoker's token
-                    ServiceClient(
-                        smoke_target.url, smoke_invoker, smoke_run.run_id, timeout=smoke_env.http_timeout
-                    )
-                    if smoke_env.auth == "login"
-                    else None
-                )
-                own = auth_headers(
+                headers = request_headers(
                     smoke_env,
                     user_id,
                     smoke_run.session_id,
-                    base_url=smoke_target.url,
+                    url=smoke_target.url,
+                    invoker=smoke_invoker,
                     audience=audience,
-                    login_via=login_via,
+                    run_id=smoke_run.run_id,
                 )
             except SmokeError as e:
                 _fail(e)
             client = ServiceClient(
-                smoke_target.url, {**own, **smoke_invoker}, smoke_run.run_id, timeout=smoke_env.http_timeout
+                smoke_target.url, headers, smoke_run.run_id, timeout=smoke_env.http_timeout
             )
             if by_name:
                 client.timings = next(iter(by_name.values())).client.timings  # one timing log per run
@@ -404,27 +400,11 @@ def smoke_service(smoke_user: SmokeUser) -> ServiceClient:
     return smoke_user.client
 
 
-def _base_filter(env: Environment, target: Target) -> str:
-    parts = [
-        'resource.type="cloud_run_revision"',
-        f'resource.labels.service_name="{env.service}"',
-        f'resource.labels.location="{env.region}"',
-    ]
-    if target.revision:
-        parts.append(f'resource.labels.revision_name="{target.revision}"')
-    stdout = f"projects/{env.project}/logs/run.googleapis.com%2Fstdout"
-    stderr = f"projects/{env.project}/logs/run.googleapis.com%2Fstderr"
-    parts.append(f'(logName="{stdout}" OR logName="{stderr}")')
-    return " AND ".join(parts)
-
-
 @pytest.fixture(scope="session")
 def smoke_logs(
     smoke_env: Environment, smoke_target: Target, smoke_run: SmokeRun, request: pytest.FixtureRequest
 ) -> Iterator[LogWatcher]:
     """One Cloud Logging poller for the whole run, scoped to the revision under test."""
-    from google.api_core import exceptions as gexc
-
     try:
         client = logging_client(smoke_env, credentials_for(smoke_env))
     except SmokeError as e:
@@ -445,12 +425,12 @@ def smoke_logs(
     workers = int(workerinput.get("workercount", 1) or 1)
     watcher = LogWatcher(
         CloudLoggingSource(client, smoke_env.project),
-        _base_filter(smoke_env, smoke_target),
+        CloudRunScope.of(smoke_env, smoke_target.revision).service_logs_filter(),
         smoke_run.started_at,
         budget_per_minute=max(1, smoke_env.read_budget_per_minute // workers),
         lookback_seconds=smoke_env.log_lookback,
         explore_hint=explore,
-        is_throttled=lambda e: isinstance(e, gexc.TooManyRequests),
+        is_throttled=is_throttled,
         catalogue=catalogue_with(smoke_env.patterns),
     )
     request.config.stash[WATCHER_KEY] = watcher

@@ -20,13 +20,14 @@ import pytest
 from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.plugin.main import STACK_KEY
 from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from cloudrun_smoke.window.consolidations import ConsolidationStats, consolidation_stats
 from cloudrun_smoke.window.logs import Read, ReadBudget, WindowLogReader
-from cloudrun_smoke.window.monitoring import MetricReader, Scope
+from cloudrun_smoke.window.monitoring import MetricReader
 from cloudrun_smoke.window.period import Window, parse_duration, resolve_window
 
 MARKER = "window"
@@ -122,20 +123,15 @@ def smoke_window_traffic(smoke_env: Environment, smoke_target: Target, request: 
     if not (smoke_env.stack and STACK_KEY in request.config.stash):
         return ""
     from cloudrun_smoke.local.traffic import run_background_traffic
-    from cloudrun_smoke.service.auth import auth_headers, id_token_audience, invoker_headers
-    from cloudrun_smoke.service.http import ServiceClient
+    from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, request_headers
 
     url = smoke_target.url
     audience = id_token_audience(smoke_env, smoke_target.service_url, url)
 
     def headers_for(user_id: str) -> dict[str, str]:
-        login_via = (
-            ServiceClient(url, invoker, timeout=smoke_env.http_timeout) if smoke_env.auth == "login" else None
+        return request_headers(
+            smoke_env, user_id, f"session-{user_id}", url=url, invoker=invoker, audience=audience
         )
-        own = auth_headers(
-            smoke_env, user_id, f"session-{user_id}", base_url=url, audience=audience, login_via=login_via
-        )
-        return {**own, **invoker}
 
     try:
         invoker = invoker_headers(smoke_env, audience)
@@ -222,7 +218,7 @@ def smoke_metrics(
     if smoke_window.metrics_skipped:  # every Monitoring figure skips, saying why; the log figures run
         pytest.skip(f"{smoke_window.metrics_skipped} ([env.{smoke_env.name}.window] metric_delay)")
     client = _client(monitoring_client, smoke_env)
-    scope = Scope(smoke_env.project, smoke_env.service, smoke_env.region, _scope_revision(smoke_target))
+    scope = CloudRunScope.of(smoke_env, _scope_revision(smoke_target))
     reader = MetricReader(
         client,
         scope,
@@ -273,17 +269,10 @@ class LogFigures:
 
     @staticmethod
     def _call(read: Any) -> Read:
-        from google.api_core import exceptions as gexc
-
         try:
             result: Read = read()
-        except gexc.PermissionDenied:
-            pytest.fail(
-                "not allowed to read Cloud Logging: grant roles/logging.viewer to the identity running the suite",
-                pytrace=False,
-            )
-        except (gexc.GoogleAPIError, OSError) as e:  # OSError: refused, DNS, TLS
-            pytest.fail(f"cannot read Cloud Logging: {type(e).__name__}: {e}", pytrace=False)
+        except SmokeError as e:
+            pytest.fail(str(e), pytrace=False)
         return result
 
 
@@ -303,6 +292,7 @@ def smoke_window_logs(
         window=smoke_window,
         max_pages=smoke_env.window.max_log_pages,
         budget=ReadBudget(smoke_env.read_budget_per_minute),
+        endpoint=smoke_env.logging_api_endpoint,
     )
     state = request.config.stash[STATE_KEY]
     state.logs = reader

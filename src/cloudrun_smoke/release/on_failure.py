@@ -9,7 +9,7 @@ these hold:
 - the re-run tested the same revision as the first run;
 - the revision under test (``--expect-revision``, else the one discovery chose) is the one serving the
   traffic, and it is the service's latest created and latest ready revision
-  (:func:`cloudrun_smoke.release.rollback.plan_rollback`). After a failed deploy the traffic stayed on the
+  (:func:`cloudrun_smoke.release.plan.plan_rollback`). After a failed deploy the traffic stayed on the
   previous revision: that one is healthy and stays where it is.
 
 A candidate under ``--tag``/``--revision`` serves no traffic: its failure never touches the service's
@@ -109,7 +109,8 @@ def rerun_failed(
 def roll_back(env: Environment, under_test: str) -> str:
     """Move the traffic from ``under_test`` back to the previous ready revision; a line for the summary."""
     from cloudrun_smoke.gcp.clients import credentials_for, run_clients
-    from cloudrun_smoke.release.rollback import apply_rollback, plan_rollback
+    from cloudrun_smoke.release.apply import apply_rollback
+    from cloudrun_smoke.release.plan import plan_rollback
 
     services, revisions = run_clients(env, credentials_for(env))
     plan = plan_rollback(env, services, revisions, under_test=under_test)
@@ -140,7 +141,7 @@ def decide(
 ) -> Decision:
     """What ``--rollback-on-failure`` did; never raises. ``under_test`` is the revision a rollback may
     undo (``--expect-revision`` or discovery's choice), ``tested`` the revision the checks reached."""
-    from cloudrun_smoke.release.rollback import RollbackRefused
+    from cloudrun_smoke.release.plan import RollbackRefused
 
     if not failed:
         return Decision(PREFIX + "nothing failed, nothing to do")

@@ -28,10 +28,6 @@ def gcloud_logging_read(project: str, filter_: str, limit: int = 50) -> str:
     )
 
 
-def gcloud_describe_service(project: str, region: str, service: str) -> str:
-    return f"gcloud run services describe {service} --project {project} --region {region}"
-
-
 def metrics_explorer_url(
     project: str,
     filter_: str,

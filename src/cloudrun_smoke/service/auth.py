@@ -120,24 +120,55 @@ def auth_headers(
     base_url: str = "",
     audience: str = "",
     login_via: ServiceClient | None = None,
+    mode: str = "",
 ) -> dict[str, str]:
-    """The application's own auth for one user, in ``env.auth``'s mode. ``audience``: of an ID token
-    (see ``id_token_audience``); ``login_via``: the client the login is sent with (the run's markers
-    and Cloud Run IAM's headers; it is closed after); without it, a bare client for ``base_url``."""
+    """The application's own auth for one user, in ``mode`` (default ``env.auth``). ``audience``: of
+    an ID token (see ``id_token_audience``); ``login_via``: the client the login is sent with (the
+    run's markers and Cloud Run IAM's headers; it is closed after); without it, a bare client for
+    ``base_url``."""
     environ = os.environ if environ is None else environ
-    if env.auth == "none":
+    mode = mode or env.auth
+    if mode == "none":
         return {}
-    if env.auth == "dev-bypass":
+    if mode == "dev-bypass":
         return dev_bypass_headers(user_id, session_id)
-    if env.auth == "bearer":
+    if mode == "bearer":
         token = _secret(environ, env.bearer_token_env or "SMOKE_BEARER_TOKEN", "a token", env)
         return {"Authorization": f"Bearer {token}"}
-    if env.auth == "login":
+    if mode == "login":
         service = login_via or ServiceClient(base_url, {}, timeout=env.http_timeout)
         return {"Authorization": f"Bearer {login_token(env, service, environ)}"}
-    if env.auth == "id-token":
+    if mode == "id-token":
         return {"Authorization": f"Bearer {id_token(env, audience or env.id_token_audience or base_url)}"}
-    raise SmokeError(f"auth mode {env.auth!r} is not supported")
+    raise SmokeError(f"auth mode {mode!r} is not supported")
+
+
+def request_headers(
+    env: Environment,
+    user_id: str,
+    session_id: str,
+    *,
+    url: str,
+    invoker: Mapping[str, str],
+    audience: str = "",
+    run_id: str = "",
+    mode: str = "",
+) -> dict[str, str]:
+    """Every auth header a request of one user carries: the application's own (``mode``, default
+    ``env.auth``, in ``Authorization``) and Cloud Run IAM's (``invoker``, see ``invoker_headers``),
+    which stays in ``X-Serverless-Authorization`` so that the two never overwrite each other.
+
+    A login is itself a request of the run: it is sent to ``url`` with the run's id and the invoker's
+    token. ``audience``: of an application ID token (see ``id_token_audience``)."""
+    login_via = (
+        ServiceClient(url, invoker, run_id, timeout=env.http_timeout)
+        if (mode or env.auth) == "login"
+        else None
+    )
+    own = auth_headers(
+        env, user_id, session_id, base_url=url, audience=audience, login_via=login_via, mode=mode
+    )
+    return {**own, **invoker}
 
 
 def invoker_headers(env: Environment, audience: str) -> dict[str, str]:

@@ -124,10 +124,6 @@ class ServiceClient:
     def close(self) -> None:
         self._client.close()
 
-    def with_headers(self, headers: Mapping[str, str]) -> ServiceClient:
-        """A client sharing this run's markers and timings but acting as someone else (e.g. a second user)."""
-        return ServiceClient(self.base_url, headers, self.run_id, self.timeout, self.retry, self.timings)
-
     def request(
         self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, Any] | None = None
     ) -> httpx.Response:

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, LOGGING_API, api_error, is_throttled
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.logs.patterns import LogPattern
 from cloudrun_smoke.logs.watcher import to_line
-from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.window.period import Window
 
 PAGE_SIZE = 1000
@@ -127,43 +128,29 @@ class WindowLogReader:
         window: Window,
         max_pages: int,
         budget: ReadBudget,
+        endpoint: str = "",
     ) -> None:
         self._client = client
         self._project = project
+        self._endpoint = endpoint  # the configured Logging endpoint, for messages ("" for Google's)
         self.window = window
         self._max_pages = max_pages
         self._budget = budget
         self._loggers: dict[str, Any] = {}
         self.pages = 0
-        parts = [
-            'resource.type="cloud_run_revision"',
-            f'resource.labels.service_name="{service}"',
-            f'resource.labels.location="{region}"',
-        ]
-        if revision:
-            parts.append(f'resource.labels.revision_name="{revision}"')
-        parts += [
-            f'timestamp>="{format_rfc3339(window.start)}"',
-            f'timestamp<="{format_rfc3339(window.end)}"',
-        ]
-        self.scope_filter = " AND ".join(parts)
-
-    def _log(self, log_id: str) -> str:
-        return f'logName="projects/{self._project}/logs/{log_id.replace("/", "%2F")}"'
+        self.scope = CloudRunScope(project, region, service, revision)
 
     def archive_requests_filter(self) -> str:
-        return (
-            f"{self.scope_filter} AND {self._log('run.googleapis.com/requests')} "
-            f'AND httpRequest.requestMethod="PATCH" AND httpRequest.requestUrl=~{_quoted(ARCHIVE_URL)}'
-        )
+        requests = self.scope.request_logs_filter(self.window.start, self.window.end)
+        return f'{requests} AND httpRequest.requestMethod="PATCH" AND httpRequest.requestUrl=~{_quoted(ARCHIVE_URL)}'
 
     def app_lines_filter(self, catalogue: Mapping[str, LogPattern]) -> str:
-        logs = f"({self._log('run.googleapis.com/stdout')} OR {self._log('run.googleapis.com/stderr')})"
+        lines = self.scope.service_logs_filter(self.window.start, self.window.end)
         terms = search_terms(catalogue[name] for name in APP_PATTERNS)
         if not terms:
-            return f"{self.scope_filter} AND {logs}"
+            return lines
         has = " OR ".join(f"textPayload:{_quoted(t)} OR jsonPayload.message:{_quoted(t)}" for t in terms)
-        return f"{self.scope_filter} AND {logs} AND ({has})"
+        return f"{lines} AND ({has})"
 
     def archive_latencies(self) -> Read:
         """Server-side latency (ms) of every ``PATCH /api/threads/{id}`` in the window."""
@@ -176,9 +163,8 @@ class WindowLogReader:
         return Read([to_line(e) for e in read.items], read.pages, read.capped, read.filter)
 
     def _read(self, filter_: str) -> Read:
-        """Pages of ``filter_`` in timestamp order, up to the cap; a 429 backs off and resumes."""
-        from google.api_core import exceptions as gexc
-
+        """Pages of ``filter_`` in timestamp order, up to the cap; a 429 backs off and resumes. Any other
+        failure, or a 429 too many, is a :class:`SmokeError` naming what to do."""
         entries: list[Any] = []
         calls, pages, token, throttled = 0, 0, None, 0
         while pages < self._max_pages:
@@ -187,10 +173,13 @@ class WindowLogReader:
             self.pages += 1
             try:
                 page, token = self._page(filter_, token)
-            except gexc.TooManyRequests:
+            except GOOGLE_ERRORS as e:
                 throttled += 1
-                if throttled > THROTTLE_RETRIES:
-                    raise
+                if not is_throttled(e) or throttled > THROTTLE_RETRIES:
+                    where = f"project {self._project!r}"
+                    raise api_error(
+                        e, LOGGING_API, what="read log entries", endpoint=self._endpoint, where=where
+                    ) from None
                 self._budget.back_off(min(30.0, 2.0**throttled))
                 continue  # resumes from the same page token
             pages += 1

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudrun_smoke.errors import SmokeError
+from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, MONITORING_API, api_error, is_throttled
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.window.distributions import Estimate, percentile
 from cloudrun_smoke.window.period import Window
 
@@ -35,27 +37,6 @@ MIN_ALIGNMENT_PERIOD_S = 60
 CLOUD_RUN_SAMPLE_PERIOD_S = 60
 CLOUD_RUN_VISIBILITY_DELAY_S = 180
 CLOUD_RUN_METRIC_DELAY_S = CLOUD_RUN_SAMPLE_PERIOD_S + CLOUD_RUN_VISIBILITY_DELAY_S
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which series: the service, and one revision when a candidate is targeted (else all of them)."""
-
-    project: str
-    service: str
-    region: str
-    revision: str = ""
-
-    def filter(self, metric_type: str) -> str:
-        parts = [
-            f'metric.type = "{metric_type}"',
-            'resource.type = "cloud_run_revision"',
-            f'resource.labels.service_name = "{self.service}"',
-            f'resource.labels.location = "{self.region}"',
-        ]
-        if self.revision:
-            parts.append(f'resource.labels.revision_name = "{self.revision}"')
-        return " AND ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -81,25 +62,11 @@ class MetricFigure:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def _api_error(endpoint: str, error: Exception) -> SmokeError:
-    from google.api_core import exceptions as gexc
-
-    if isinstance(error, gexc.PermissionDenied | gexc.Unauthenticated):
-        return SmokeError(
-            "not allowed to read Cloud Monitoring time series: grant roles/monitoring.viewer "
-            f"to the identity running the suite ({type(error).__name__})"
-        )
-    if isinstance(error, gexc.InvalidArgument | gexc.NotFound):
-        return SmokeError(f"Cloud Monitoring refused the query: {getattr(error, 'message', error)}")
-    where = endpoint or "monitoring.googleapis.com"
-    return SmokeError(f"cannot read Cloud Monitoring at {where}: {type(error).__name__}: {error}")
-
-
 class MetricReader:
     """The window's metric figures for one scope; ``calls`` counts ListTimeSeries pages read."""
 
     def __init__(
-        self, client: Any, scope: Scope, window: Window, *, gauge_period: int = 60, endpoint: str = ""
+        self, client: Any, scope: CloudRunScope, window: Window, *, gauge_period: int = 60, endpoint: str = ""
     ) -> None:
         self._client = client
         self.scope = scope
@@ -192,7 +159,7 @@ class MetricReader:
     ) -> Query:
         return Query(
             metric_type,
-            self.scope.filter(metric_type),
+            self.scope.metric_filter(metric_type),
             aligner,
             reducer,
             period or self.window.seconds,
@@ -221,7 +188,7 @@ class MetricReader:
             view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
         )
         retry = retries.Retry(
-            predicate=retries.if_exception_type(gexc.ServiceUnavailable, gexc.TooManyRequests),
+            predicate=lambda e: is_throttled(e) or isinstance(e, gexc.ServiceUnavailable),
             initial=1.0,
             maximum=10.0,
             timeout=CALL_TIMEOUT,
@@ -232,6 +199,12 @@ class MetricReader:
             for page in pager.pages:
                 self.calls += 1
                 series.extend(page.time_series)
-        except gexc.GoogleAPIError as e:
-            raise _api_error(self._endpoint, e) from None
+        except GOOGLE_ERRORS as e:
+            raise api_error(
+                e,
+                MONITORING_API,
+                what="read time series",
+                endpoint=self._endpoint,
+                where=f"project {self.scope.project!r}",
+            ) from None
         return series
