@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cloudrun_smoke.report.verdict import percentile
+from cloudrun_smoke.report.verdict import nearest_rank_percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,8 +63,8 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         "throttled": logs.get("throttled"),
         "empty_pages": logs.get("empty_pages"),
         "max_reads_in_one_second": max(reads_per_second.values(), default=0),
-        "detection_median_s": round(percentile(detection, 50), 3) if detection else None,
-        "detection_p95_s": round(percentile(detection, 95), 3) if detection else None,
+        "detection_median_s": round(nearest_rank_percentile(detection, 50), 3) if detection else None,
+        "detection_p95_s": round(nearest_rank_percentile(detection, 95), 3) if detection else None,
         "http_retried": http.get("retried", 0),
         "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
         "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:],

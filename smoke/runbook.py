@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.logs.watcher import Absence, Expectation, LogMatch, LogWatcher
+from cloudrun_smoke.logs.expectations import Absence, Expectation
+from cloudrun_smoke.logs.lines import LogMatch
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.service.http import Timing
 from cloudrun_smoke.service.run import SmokeRun

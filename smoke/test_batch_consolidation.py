@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_smoke.logs.watcher import LogExpectationFailed, LogWatcher
+from cloudrun_smoke.logs.expectations import LogExpectationFailed
+from cloudrun_smoke.logs.watcher import LogWatcher
 from runbook import BatchRun, batch_counts
 
 pytestmark = pytest.mark.writes

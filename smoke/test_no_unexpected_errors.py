@@ -13,8 +13,9 @@ import re
 import pytest
 
 from cloudrun_smoke.config.environment import Environment
+from cloudrun_smoke.logs.lines import LogMatch, Unattributed, names_nobody
 from cloudrun_smoke.logs.patterns import FAILURE_PATTERNS
-from cloudrun_smoke.logs.watcher import LogMatch, LogWatcher, Unattributed, names_nobody
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.service.run import SmokeRun
 
 pytestmark = pytest.mark.run_verdict

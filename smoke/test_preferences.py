@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.logs.watcher import UNCONFIRMED, LogWatcher, Unattributed, names_nobody
+from cloudrun_smoke.logs.lines import UNCONFIRMED, Unattributed, names_nobody
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from runbook import PreferenceRun

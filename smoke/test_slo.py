@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cloudrun_smoke.config.environment import Environment
-from cloudrun_smoke.report.verdict import Figure, Figures, median, percentile
+from cloudrun_smoke.report.verdict import Figure, Figures, median, nearest_rank_percentile
 from runbook import ArchiveSamples
 
 pytestmark = pytest.mark.writes
@@ -44,7 +44,7 @@ def test_queue_time_p95(
     figure = smoke_figures.record(
         Figure(
             "queue time P95",
-            percentile(queue_times, 95),
+            nearest_rank_percentile(queue_times, 95),
             " s",
             smoke_env.slo.queue_p95_s,
             len(queue_times),

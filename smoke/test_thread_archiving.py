@@ -16,7 +16,7 @@ from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.gcp import cpu_allocation
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.gcp.scope import CloudRunScope
-from cloudrun_smoke.logs.watcher import LogExpectationFailed
+from cloudrun_smoke.logs.expectations import LogExpectationFailed
 from cloudrun_smoke.plugin.main import LOGGING_CLIENT_KEY
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.timeutil import utcnow

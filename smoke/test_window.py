@@ -21,7 +21,7 @@ from cloudrun_smoke.report.links import (
     metrics_explorer_url,
     monitoring_api_call,
 )
-from cloudrun_smoke.report.verdict import Figure, Figures, median, percentile
+from cloudrun_smoke.report.verdict import Figure, Figures, median, nearest_rank_percentile
 from cloudrun_smoke.window.logs import Read
 from cloudrun_smoke.window.monitoring import MetricFigure, MetricReader
 from cloudrun_smoke.window.period import Window
@@ -249,7 +249,7 @@ def test_queue_time_p95(
     )
     threshold = settings.queue_p95_s or smoke_env.slo.queue_p95_s
     note = "consolidated − enqueued log timestamps, paired by thread id" + _capped(read)
-    figure = Figure("queue time P95", percentile(times, 95), " s", threshold, len(times), note)
+    figure = Figure("queue time P95", nearest_rank_percentile(times, 95), " s", threshold, len(times), note)
     _judge(smoke_figures, figure, smoke_window, _log_hint(smoke_env, smoke_window, read))
 
 

@@ -21,10 +21,11 @@ from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.logs.diagnosis import _served
+from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import pattern
-from cloudrun_smoke.logs.watcher import CloudLoggingSource
+from cloudrun_smoke.logs.source import CloudLoggingSource
 from cloudrun_smoke.waiting import wait_until
-from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
+from cloudrun_smoke.window.logs import WindowLogReader
 from cloudrun_smoke.window.period import Window
 from helpers.shapes import assert_same_shape, load
 from helpers.stacks import tiny_stack_config
@@ -111,7 +112,7 @@ def test_the_window_reader_takes_latencies_and_lines_across_pages(
         revision=REVISION,
         window=Window(end - timedelta(hours=1), end, "conformance"),
         max_pages=10,
-        budget=ReadBudget(60),
+        pacer=ReadPacer(60),
     )
     latencies = reader.archive_latencies()
     assert (latencies.items, latencies.pages, latencies.capped) == ([pytest.approx(184.391727)], 3, False)

@@ -19,12 +19,13 @@ import pytest
 from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.local.run_model import TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack, stack_for
+from cloudrun_smoke.logs.lines import LogLine
+from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import CATALOGUE
-from cloudrun_smoke.logs.watcher import LogLine
 from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import wait_until
 from cloudrun_smoke.window.consolidations import SHUTDOWN_GRACE, ConsolidationStats, consolidation_stats
-from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
+from cloudrun_smoke.window.logs import WindowLogReader
 from cloudrun_smoke.window.period import Window
 from helpers.log_entries import logging_client
 from helpers.smoke_runs import ROOT, run_window
@@ -47,7 +48,7 @@ def window_stats(stack: LocalStack, start: datetime) -> tuple[ConsolidationStats
         revision="",
         window=Window(start, end, "the rollout"),
         max_pages=10,
-        budget=ReadBudget(600),
+        pacer=ReadPacer(600),
     )
     read = reader.app_lines(CATALOGUE)
     return consolidation_stats(read.items, CATALOGUE, end=end, grace=300.0), read.items

@@ -15,7 +15,8 @@ from google.cloud import logging as cloud_logging
 
 from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.logging_api import LoggingApi
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
 

@@ -18,7 +18,8 @@ from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi, ShortPages
 from cloudrun_smoke.logs.diagnosis import diagnose_404
 from cloudrun_smoke.logs.pacing import ReadPacer
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.timeutil import utcnow
 from helpers.log_entries import logging_client, request_entry
 

@@ -22,12 +22,9 @@ from cloudrun_smoke.local.logging_api import LoggingApi
 from cloudrun_smoke.local.neighbours import Neighbours
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.local.traffic import TrafficError
-from cloudrun_smoke.logs.watcher import (
-    LogExpectationFailed,
-    LogMatch,
-    LogWatcher,
-    names_nobody,
-)
+from cloudrun_smoke.logs.expectations import LogExpectationFailed
+from cloudrun_smoke.logs.lines import LogMatch, names_nobody
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report.verdict import markdown_summary
 from cloudrun_smoke.waiting import wait_until
 from helpers.log_entries import emit_stderr, watcher_on

@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import CATALOGUE
 from cloudrun_smoke.timeutil import format_rfc3339
-from cloudrun_smoke.window.logs import ReadBudget, WindowLogReader
+from cloudrun_smoke.window.logs import WindowLogReader
 from cloudrun_smoke.window.period import Window
 from helpers.log_entries import logging_client
 
@@ -90,7 +92,7 @@ def server(api: LoggingApi) -> Iterator[JsonApiServer]:
     server.stop()
 
 
-def reader(endpoint: str, max_pages: int = 10, budget: ReadBudget | None = None) -> WindowLogReader:
+def reader(endpoint: str, max_pages: int = 10, pacer: ReadPacer | None = None) -> WindowLogReader:
     client = logging_client(endpoint, PROJECT)
     return WindowLogReader(
         client,
@@ -100,7 +102,7 @@ def reader(endpoint: str, max_pages: int = 10, budget: ReadBudget | None = None)
         revision="",
         window=WINDOW,
         max_pages=max_pages,
-        budget=budget or ReadBudget(60),
+        pacer=pacer or ReadPacer(60),
     )
 
 
@@ -137,8 +139,25 @@ def test_a_429_backs_off_and_resumes_where_it_stopped(api: LoggingApi, server: J
         slept.append(seconds)
         now[0] += seconds
 
-    r = reader(server.endpoint, budget=ReadBudget(60, clock=lambda: now[0], sleep=sleep))
+    r = reader(server.endpoint, pacer=ReadPacer(60, clock=lambda: now[0], sleep=sleep))
     read = r.archive_latencies()
     assert len(read.items) == ARCHIVES
-    assert slept == [2.0, 4.0]  # refused at 0 s and 2 s, served from 6 s
+    # Refused at 0 s and 4 s (the pacer's 429 policy: 4 s, then 8 s), served from 12 s, one page a second.
+    assert slept == [4.0, 8.0, 1.0, 1.0]
     assert read.pages == 5  # 2 refused calls (each a read against the quota) + 3 pages
+
+
+def test_the_fifth_429_in_a_row_gives_up(api: LoggingApi, server: JsonApiServer) -> None:
+    now = [0.0]
+    api.quota = ReadQuota(per_minute=None, clock=lambda: now[0], refuse_share=1.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    r = reader(server.endpoint, pacer=ReadPacer(60, clock=lambda: now[0], sleep=sleep))
+    with pytest.raises(SmokeError) as refused:
+        r.archive_latencies()
+    assert (slept, r.pages) == ([4.0, 8.0, 16.0, 32.0], 5)
+    assert "TooManyRequests: 429" in str(refused.value)

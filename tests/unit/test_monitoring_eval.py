@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cloudrun_smoke.local import metrics, procfs
-from cloudrun_smoke.local.distribution import Distribution, ExponentialBuckets, percentile_of
+from cloudrun_smoke.local.distribution import Distribution, ExponentialBuckets, linear_percentile
 from cloudrun_smoke.local.log_query import FilterError
 from cloudrun_smoke.local.metrics import cpu_count, memory_bytes
 from cloudrun_smoke.local.monitoring_eval import evaluate
@@ -54,7 +54,7 @@ def test_buckets_hold_their_lower_bound_and_not_their_upper_one() -> None:
     ]
     fine = ExponentialBuckets(100, 10 ** (1 / 50), 0.01)
     full = Distribution.of([1.0], fine)  # a ratio of exactly 1 reads back as about 1, never more
-    assert 0.97 <= full.percentile(50) <= full.percentile(100) <= 1.0 + 1e-9
+    assert 0.97 <= full.histogram_percentile(50) <= full.histogram_percentile(100) <= 1.0 + 1e-9
     assert all(fine.bounds(fine.index(v))[0] <= v for v in (0.0101, 0.5, 0.999))
 
 
@@ -70,10 +70,10 @@ def test_merging_distributions_equals_the_distribution_of_all_values() -> None:
 
 def test_percentiles_interpolate_inside_the_bucket_that_holds_the_rank() -> None:
     d = Distribution.of([10.0] * 50 + [100.0] * 50, BUCKETS)  # buckets [8,16) and [64,128)
-    assert d.percentile(50) == pytest.approx(16.0)  # rank 50 is the end of the first bucket
-    assert d.percentile(99) == pytest.approx(64 + 64 * 49 / 50)
-    assert 8.0 <= d.percentile(5) < 16.0
-    assert percentile_of([4.0, 1.0, 3.0, 2.0], 50) == pytest.approx(2.5)
+    assert d.histogram_percentile(50) == pytest.approx(16.0)  # rank 50 is the end of the first bucket
+    assert d.histogram_percentile(99) == pytest.approx(64 + 64 * 49 / 50)
+    assert 8.0 <= d.histogram_percentile(5) < 16.0
+    assert linear_percentile([4.0, 1.0, 3.0, 2.0], 50) == pytest.approx(2.5)
 
 
 # -- filters -----------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_aligners_on_a_distribution_follow_its_values() -> None:
     assert align("ALIGN_SUM") == merged
     assert align("ALIGN_MEAN") == pytest.approx(130 / 3)
     assert align("ALIGN_COUNT") == 3
-    assert align("ALIGN_PERCENTILE_50") == pytest.approx(merged.percentile(50))
+    assert align("ALIGN_PERCENTILE_50") == pytest.approx(merged.histogram_percentile(50))
     for refused in ("ALIGN_RATE", "ALIGN_MAX", "ALIGN_MIN"):
         with pytest.raises(QueryError, match=f'"{refused}".*kind DELTA and value type DISTRIBUTION'):
             align(refused)
@@ -281,7 +281,7 @@ def test_reduce_sum_merges_distributions_and_percentiles_read_the_merge() -> Non
     assert value.sum_of_squared_deviation == pytest.approx(direct.sum_of_squared_deviation)
     assert merged.kind == "DELTA" and merged.value_type == "DISTRIBUTION"
     [p99] = evaluate(LATENCY, series, replace(q, reducer="REDUCE_PERCENTILE_99"))
-    assert values(p99) == [pytest.approx(value.percentile(99))] and p99.value_type == "DOUBLE"
+    assert values(p99) == [pytest.approx(value.histogram_percentile(99))] and p99.value_type == "DOUBLE"
     [mean] = evaluate(LATENCY, series, replace(q, reducer="REDUCE_MEAN"))
     assert values(mean) == [pytest.approx(322 / 3)]
 

@@ -1,5 +1,5 @@
-"""The log poller's pacing, on a made-up clock: a burst a second apart, then the budget spread out,
-and never more than the budget in any 60 s however greedy the reader."""
+"""The run's read pacer, on a made-up clock: a burst a second apart, then the budget spread out, never
+more than the budget in any 60 s however greedy the reader, and one 429 policy for every reader."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pytest
 
-from cloudrun_smoke.logs.pacing import ReadPacer
+from cloudrun_smoke.logs.pacing import GIVE_UP_AT, ReadPacer, throttle_backoff
 
 
 def greedy_reads(pacer: ReadPacer, seconds: float, start: float = 0.0) -> list[float]:
@@ -83,3 +83,26 @@ def test_a_turn_after_the_callers_deadline_is_refused_and_costs_nothing() -> Non
     assert not pacer.take_turn(5.0, clock=lambda: clock["now"], sleep=sleep)  # next turn at 15 s
     assert clock["now"] == pytest.approx(1.0), "no waiting for a turn past the deadline"
     assert pacer.next_read(clock["now"]) == pytest.approx(15.0), "the refused turn was not spent"
+
+
+def test_throttle_backoff_grows_with_429s_in_a_row_and_is_capped_at_the_quota_minute() -> None:
+    assert [throttle_backoff(n) for n in range(1, 7)] == [4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_a_429_pauses_every_reader_of_the_budget_and_a_served_read_ends_the_run_of_429s() -> None:
+    pacer = ReadPacer(60)
+    pacer.spend(0.0)
+    assert not pacer.throttled(0.5)  # one reader's 429 ...
+    assert pacer.next_read(1.0) == pytest.approx(4.5)  # ... is every reader's pause
+    assert not pacer.throttled(4.5)
+    assert pacer.next_read(5.0) == pytest.approx(12.5)
+    pacer.served()
+    assert pacer.throttled_in_a_row == 0
+    assert not pacer.throttled(13.0)
+    assert pacer.next_read(13.0) == pytest.approx(17.0), "counted in a row: 4 s again, not 16 s"
+
+
+def test_the_fifth_429_in_a_row_says_give_up() -> None:
+    pacer = ReadPacer(60)
+    answers = [pacer.throttled(float(t)) for t in range(GIVE_UP_AT)]
+    assert answers == [False, False, False, False, True]

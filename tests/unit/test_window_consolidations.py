@@ -8,10 +8,10 @@ from itertools import count
 
 import pytest
 
+from cloudrun_smoke.logs.lines import LogLine
 from cloudrun_smoke.logs.patterns import CATALOGUE, catalogue_with
-from cloudrun_smoke.logs.watcher import LogLine
 from cloudrun_smoke.window.consolidations import consolidation_stats
-from cloudrun_smoke.window.logs import APP_PATTERNS, ReadBudget, latency_ms, search_terms
+from cloudrun_smoke.window.logs import APP_PATTERNS, latency_ms, search_terms
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 END = T0 + timedelta(minutes=10)
@@ -149,23 +149,6 @@ def test_request_log_latency_in_milliseconds() -> None:
     assert latency_ms({"latency": "0.125s"}) == pytest.approx(125.0)
     assert latency_ms({"latency": "2s"}) == 2000.0
     assert latency_ms({}) is None and latency_ms(None) is None
-
-
-def test_the_read_budget_paces_reads_beyond_the_minute_s_allowance() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    budget = ReadBudget(3, clock=lambda: now[0], sleep=sleep)
-    for _ in range(3):
-        budget.take()
-    assert slept == []  # the first three go at once
-    now[0] = 10.0
-    budget.take()
-    assert slept == [50.0]
 
 
 # Cloud Run shuts an instance down with SIGTERM and SIGKILL 10 s later (container runtime contract,

@@ -78,7 +78,7 @@ class Distribution:
             raise ValueError("nothing to merge")
         return merged
 
-    def percentile(self, q: float) -> float:
+    def histogram_percentile(self, q: float) -> float:
         """The q-th percentile (0-100), interpolated linearly inside the bucket that holds it."""
         rank = q / 100 * self.count
         cumulative = 0
@@ -94,7 +94,7 @@ class Distribution:
         return self.buckets.bounds(last)[1]
 
 
-def percentile_of(values: Sequence[float], q: float) -> float:
+def linear_percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile of plain numbers, linear between the closest ranks."""
     ordered = sorted(values)
     rank = q / 100 * (len(ordered) - 1)

@@ -13,7 +13,7 @@ import bisect
 import math
 from collections.abc import Sequence
 
-from cloudrun_smoke.local.distribution import Distribution, percentile_of
+from cloudrun_smoke.local.distribution import Distribution, linear_percentile
 from cloudrun_smoke.local.monitoring_series import Descriptor, Observed, Point, Query, Series, Value, invalid
 
 
@@ -151,7 +151,7 @@ def _align(aligner: str, descriptor: Descriptor, raw: Sequence[Point], period: f
             return merged.mean
         if aligner == "ALIGN_COUNT":
             return merged.count
-        return merged.percentile(_percent(aligner))
+        return merged.histogram_percentile(_percent(aligner))
     numbers = [float(v) for v in values if not isinstance(v, Distribution)]
     integer = descriptor.value_type == "INT64"
     if aligner in ("ALIGN_DELTA", "ALIGN_SUM"):
@@ -226,7 +226,7 @@ def _reduce_values(reducer: str, points: Sequence[Point]) -> Value:
             return merged
         if reducer == "REDUCE_MEAN":
             return merged.mean
-        return merged.percentile(_percent(reducer))
+        return merged.histogram_percentile(_percent(reducer))
     numbers = [v for v in values if not isinstance(v, Distribution)]
     if reducer == "REDUCE_SUM":
         return sum(numbers)
@@ -236,4 +236,4 @@ def _reduce_values(reducer: str, points: Sequence[Point]) -> Value:
         return max(numbers)
     if reducer == "REDUCE_MIN":
         return min(numbers)
-    return percentile_of([float(n) for n in numbers], _percent(reducer))
+    return linear_percentile([float(n) for n in numbers], _percent(reducer))

@@ -40,7 +40,7 @@ Row = tuple[str, str, str, Any, str]  # instance, method, URL, status, trace
 def _served(client: Any, env: Environment, filter_: str, pay: Callable[[], bool]) -> tuple[list[Row], bool]:
     """Every request log of ``filter_``, one paid page at a time; (rows, complete): incomplete when
     the budget gave no turn before the diagnosis's deadline (a search may answer empty pages with a
-    token to continue, see :mod:`log_pages`)."""
+    token to continue, see :mod:`cloudrun_smoke.logs.pages`)."""
     rows: list[Row] = []
     loggers: dict[str, Any] = {}
     token: str | None = None
@@ -78,7 +78,10 @@ def diagnose_404(
 
     Request logs are ingested late like any entry: read again (a few reads, on failure only) until the
     creating request and the 404 are both visible or ``wait`` seconds passed. Every page is paid from
-    the run's read budget (``pay_for_read(until)``, the log watcher's), like the watcher's own polls.
+    the run's one read pacer, like the watcher's polls and the window reads: ``pay_for_read(until)`` is
+    the watcher's ``pay_for_read`` (which also counts the read as the run's) or the pacer's
+    ``take_turn``; it waits out a 429 pause that another reader met. A 429 or any other error of its
+    own ends the diagnosis (it must never delay the failure it explains).
     """
     filter_ = request_log_filter(CloudRunScope.of(env), object_id, creation_trace, since)
     deadline = time.monotonic() + wait

@@ -3,7 +3,9 @@
 Each pattern has a stable name (what checks and smoke.toml refer to), one or more accepted forms
 (the service's code and its runbook do not always agree), and named groups for the fields a check
 correlates on (``thread_id``, ``user_id``, counts). Patterns search inside the line, so a plain-text
-prefix (``2026-11-24 09:03:45,123 INFO [name]``) or a JSON ``message`` both match.
+prefix (``2026-11-24 09:03:45,123 INFO [name]``) or a JSON ``message`` both match. Each form states
+its search text and an example line by hand: deriving the text from the regex would need Python's
+private ``re._parser``, and a stated example shows the reader what the line looks like.
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ _ID = r"[^\s:,;()\[\]]+"
 
 @dataclass(frozen=True)
 class LogPattern:
+    """A log line the checks wait for. Each form has its search text (a literal part of every line
+    it matches: Cloud Logging narrows a read with it, ``textPayload:"..."``) and an example line;
+    tests/unit/test_log_patterns.py proves the three agree. A form replaced per environment has no
+    search text, and a read of it is not narrowed."""
+
     name: str
     description: str
     forms: tuple[re.Pattern[str], ...]
     failure: bool = False
+    search: tuple[str, ...] = ()  # one literal per form, or () when unknown
+    examples: tuple[str, ...] = ()  # one line per form
 
     def match(self, text: str) -> dict[str, str] | None:
         for form in self.forms:
@@ -33,8 +42,24 @@ class LogPattern:
         return " | ".join(f"/{f.pattern}/" for f in self.forms)
 
 
-def _pattern(name: str, description: str, *forms: str, failure: bool = False) -> LogPattern:
-    return LogPattern(name, description, tuple(re.compile(f) for f in forms), failure)
+@dataclass(frozen=True)
+class Form:
+    """One way the service writes a line: its regex, a literal every match contains, an example."""
+
+    regex: str
+    search: str
+    example: str
+
+
+def _pattern(name: str, description: str, *forms: Form, failure: bool = False) -> LogPattern:
+    return LogPattern(
+        name,
+        description,
+        tuple(re.compile(f.regex) for f in forms),
+        failure,
+        search=tuple(f.search for f in forms),
+        examples=tuple(f.example for f in forms),
+    )
 
 
 CATALOGUE: Mapping[str, LogPattern] = {
@@ -43,68 +68,124 @@ CATALOGUE: Mapping[str, LogPattern] = {
         _pattern(
             "archive.enqueued",
             "the archive hook enqueued a consolidation",
-            rf"\[Thread Archiving\] Consolidation enqueued for thread (?P<thread_id>{_ID})",
+            Form(
+                rf"\[Thread Archiving\] Consolidation enqueued for thread (?P<thread_id>{_ID})",
+                "[Thread Archiving] Consolidation enqueued for thread",
+                "[Thread Archiving] Consolidation enqueued for thread t-1",
+            ),
         ),
         _pattern(
             "archive.enqueue_failed",
             "the archive hook could not enqueue the consolidation",
-            r"\[Thread Archiving\] Failed to enqueue consolidation: (?P<error>.*)",
+            Form(
+                r"\[Thread Archiving\] Failed to enqueue consolidation: (?P<error>.*)",
+                "[Thread Archiving] Failed to enqueue consolidation:",
+                "[Thread Archiving] Failed to enqueue consolidation: queue is closed",
+            ),
             failure=True,
         ),
         _pattern(
             "queue.consolidating",
             "the task queue started consolidating the archived thread",
-            rf"\[MemoryTaskQueue\] Consolidating archived thread (?P<thread_id>{_ID}) \(reason: (?P<reason>\w+)\)",
+            Form(
+                rf"\[MemoryTaskQueue\] Consolidating archived thread (?P<thread_id>{_ID}) \(reason: (?P<reason>\w+)\)",
+                "[MemoryTaskQueue] Consolidating archived thread",
+                "[MemoryTaskQueue] Consolidating archived thread t-1 (reason: archived)",
+            ),
         ),
         _pattern(
             "queue.consolidated",
             "the task queue finished the consolidation",
-            rf"\[MemoryTaskQueue\] Thread (?P<thread_id>{_ID}) consolidated: (?P<concepts>\d+) new concepts?",
+            Form(
+                rf"\[MemoryTaskQueue\] Thread (?P<thread_id>{_ID}) consolidated: (?P<concepts>\d+) new concepts?",
+                "[MemoryTaskQueue] Thread",
+                "[MemoryTaskQueue] Thread t-1 consolidated: 2 new concepts",
+            ),
         ),
         _pattern(
             "consolidation.error",
             "the consolidation of a thread failed",
-            rf"Erreur consolidation thread (?P<thread_id>{_ID}): (?P<error>.*)",
+            Form(
+                rf"Erreur consolidation thread (?P<thread_id>{_ID}): (?P<error>.*)",
+                "Erreur consolidation thread",
+                "Erreur consolidation thread t-1: LLM unreachable",
+            ),
             failure=True,
         ),
         _pattern(
             "queue.task_failed",
             "a consolidation task failed",
-            r"Task consolidate_thread failed: (?P<error>.*)",
+            Form(
+                r"Task consolidate_thread failed: (?P<error>.*)",
+                "Task consolidate_thread failed:",
+                "Task consolidate_thread failed: LLM unreachable",
+            ),
             failure=True,
         ),
         _pattern(
             "batch.processing",
             "the batch consolidation started",
-            r"\[consolidate_archived\] Processing (?P<count>\d+) archived threads? \(force=(?P<force>\w+)\)",
+            Form(
+                r"\[consolidate_archived\] Processing (?P<count>\d+) archived threads? \(force=(?P<force>\w+)\)",
+                "[consolidate_archived] Processing",
+                "[consolidate_archived] Processing 3 archived threads (force=False)",
+            ),
         ),
         _pattern(
             "batch.thread_consolidated",
             "the batch consolidated one thread",
-            rf"\[consolidate_archived\] Thread (?P<thread_id>{_ID}) consolidated: (?P<concepts>\d+) concepts?",
+            Form(
+                rf"\[consolidate_archived\] Thread (?P<thread_id>{_ID}) consolidated: (?P<concepts>\d+) concepts?",
+                "[consolidate_archived] Thread",
+                "[consolidate_archived] Thread t-1 consolidated: 2 concepts",
+            ),
         ),
         _pattern(
             "batch.completed",
             "the batch consolidation finished",
-            r"\[consolidate_archived\] Batch completed: (?P<consolidated>\d+) consolidated, "
-            r"(?P<skipped>\d+) skipped, (?P<errors>\d+) errors?",
+            Form(
+                r"\[consolidate_archived\] Batch completed: (?P<consolidated>\d+) consolidated, "
+                r"(?P<skipped>\d+) skipped, (?P<errors>\d+) errors?",
+                "[consolidate_archived] Batch completed:",
+                "[consolidate_archived] Batch completed: 2 consolidated, 1 skipped, 0 errors",
+            ),
         ),
         _pattern(
             "preferences.saved",
             "preferences were persisted (any of the service's three forms)",
             # The runbook's form names user and thread; the analyzer's names the user; the path that
             # really persists names neither and is attributed by time.
-            rf"\[analyzer\] Saved (?P<count>\d+) preferences? to vector DB \(user: (?P<user_id>{_ID}), "
-            rf"thread: (?P<thread_id>{_ID})\)",
-            rf"\[PreferenceExtractor\] Saved (?P<count>\d+)/(?P<candidates>\d+) preferences? to ChromaDB "
-            rf"for user (?P<user_id>{_ID})",
-            r"(?P<count>\d+) items? ajoutés/mis à jour dans 'memory_preferences'",
-            r"(?P<count>\d+) préférences/intentions vectorisées",
+            Form(
+                rf"\[analyzer\] Saved (?P<count>\d+) preferences? to vector DB \(user: (?P<user_id>{_ID}), "
+                rf"thread: (?P<thread_id>{_ID})\)",
+                "to vector DB (user:",
+                "[analyzer] Saved 2 preferences to vector DB (user: u-1, thread: t-1)",
+            ),
+            Form(
+                rf"\[PreferenceExtractor\] Saved (?P<count>\d+)/(?P<candidates>\d+) preferences? to ChromaDB "
+                rf"for user (?P<user_id>{_ID})",
+                "[PreferenceExtractor] Saved",
+                "[PreferenceExtractor] Saved 2/3 preferences to ChromaDB for user u-1",
+            ),
+            Form(
+                r"(?P<count>\d+) items? ajoutés/mis à jour dans 'memory_preferences'",
+                "ajoutés/mis à jour dans 'memory_preferences'",
+                "2 items ajoutés/mis à jour dans 'memory_preferences'.",
+            ),
+            Form(
+                r"(?P<count>\d+) préférences/intentions vectorisées",
+                "préférences/intentions vectorisées",
+                "2 préférences/intentions vectorisées.",
+            ),
         ),
         _pattern(
             "preferences.failed",
             "persisting preferences failed",
-            r"Vectorisation préférences impossible: (?P<error>.*)",
+            Form(
+                r"Vectorisation préférences impossible: (?P<error>.*)",
+                "Vectorisation préférences impossible:",
+                "Vectorisation préférences impossible: duplicate ids",
+            ),
             failure=True,
         ),
     )
@@ -112,7 +193,7 @@ CATALOGUE: Mapping[str, LogPattern] = {
 
 # The fields that tie a line to a subject. A line that captures none of them "names nobody": in
 # production it may be another user's, so it never fails a check on its own and satisfies one only with
-# a second signal of the run's own (see logs.names_nobody and docs: "Correlating lines").
+# a second signal of the run's own (see cloudrun_smoke.logs.lines.names_nobody and docs: "Correlating lines").
 SUBJECT_FIELDS: tuple[str, ...] = ("thread_id", "user_id")
 
 # What ends a wait early: a failure line naming the same thread makes waiting for success pointless (a
@@ -158,5 +239,6 @@ def catalogue_with(overrides: Mapping[str, list[str]]) -> Mapping[str, LogPatter
             if missing:
                 raise ValueError(f"{name}: form {form!r} must capture (?P<thread_id>...)")
             compiled.append(regex)
+        # A replacement has no search text of its own: a read of it is not narrowed.
         result[name] = LogPattern(name, base.description, tuple(compiled), base.failure)
     return result

@@ -3,203 +3,28 @@
 Entries become visible seconds after their timestamp and out of order, so a poll of
 ``timestamp > last seen`` loses lines. Every poll re-reads from a lookback longer than the ingestion
 lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test asked still count.
-The poller reads only while someone waits, and never faster than the read budget allows (the real
-project quota is 60 read requests per minute, shared with everyone reading the project's logs; see
-:mod:`read_pacing`). A read is one page: a poll that takes three pages pays three times, each page
-when it is sent, and new lines count as soon as their page arrives.
+The poller reads only while someone waits, and never faster than the read pacer allows, whose 429
+policy it follows (:mod:`cloudrun_smoke.logs.pacing`). A read is one page: a poll that takes three
+pages pays three times, each page when it is sent, and new lines count as soon as their page arrives.
+What a wait is lives in :mod:`~cloudrun_smoke.logs.expectations`, what its failure says in
+:mod:`~cloudrun_smoke.logs.explain`.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
-from cloudrun_smoke.logs.pacing import ReadPacer
-from cloudrun_smoke.logs.pages import list_page
-from cloudrun_smoke.logs.patterns import FAILURES_FOR, SUBJECT_FIELDS, LogPattern, pattern
-from cloudrun_smoke.report.excerpt import one_line
-from cloudrun_smoke.timeutil import format_rfc3339, utcnow
-
-_TEXT_LEVEL = re.compile(r"\b(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
-
-
-@dataclass(frozen=True)
-class LogLine:
-    insert_id: str
-    timestamp: datetime
-    receive_timestamp: datetime | None
-    severity: str
-    text: str
-    log_name: str
-    revision: str = ""
-    instance_id: str = ""
-    seen_at: float = 0.0  # wall clock when this run first saw it
-
-    def short(self) -> str:
-        """The line for a diagnosis: one line, bounded, control characters escaped (a service logs anything)."""
-        return f"{format_rfc3339(self.timestamp)} {self.severity:<7} {one_line(self.text, 240)}"
-
-
-@dataclass(frozen=True)
-class LogMatch:
-    pattern: str
-    line: LogLine
-    fields: Mapping[str, str]
-
-
-class LogSource(Protocol):
-    """Where lines come from, one page (one request) at a time: the lines of the page of ``filter_``
-    that ``token`` designates (None: the first), and the token of the next page (None: the last)."""
-
-    def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]: ...
-
-
-UNCONFIRMED = "attributed by time, unconfirmed"
-
-
-def names_nobody(match: LogMatch) -> bool:
-    """A line that names no thread and no user: in production it may be another user's."""
-    return not any(k in match.fields for k in SUBJECT_FIELDS)
-
-
-@dataclass(frozen=True)
-class Unattributed:
-    """A line that names nobody, reported beside the verdict: a failure line that fell inside the run's
-    window (never counted against the run on its own), or a line that satisfied a check by time alone."""
-
-    kind: str  # "failure" | "unconfirmed"
-    line: LogLine
-    check: str = ""
-    note: str = ""
-
-    def describe(self) -> str:
-        what = f"{self.check}: {UNCONFIRMED}" if self.kind == "unconfirmed" else "failure line naming nobody"
-        return f"{what}{'; ' + self.note if self.note else ''}: {self.line.short()}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "check": self.check, "note": self.note, "line": self.line.short()}
-
-
-class LogExpectationFailed(AssertionError):
-    """The expected line did not come, or a failure line came first. The message is the diagnosis."""
-
-
-@dataclass
-class WatcherStats:
-    reads: int = 0  # entries:list requests sent (one per page), failed ones included
-    throttled: int = 0
-    polls: int = 0  # searches read to their last page, plus pages that failed (what refresh() waits on)
-    read_times: list[float] = field(default_factory=list)  # wall clock of each request, when sent
-    empty_pages: int = 0  # pages with no entries but a nextPageToken: the search asked to continue
-    max_lag_seconds: float = 0.0
-    lags: list[float] = field(default_factory=list)
-
-
-def line_severity(severity: str, text: str) -> str:
-    """The entry's severity, or for plain-text lines (Cloud Run gives them none) the level in the text."""
-    if severity and severity != "DEFAULT":
-        return severity
-    m = _TEXT_LEVEL.search(text[:80])
-    if not m:
-        return "DEFAULT"
-    return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(m.group(1), m.group(1))
-
-
-@dataclass
-class _Search:
-    """A poll in progress: one filter, paged until Cloud Logging answers no ``nextPageToken``."""
-
-    filter: str
-    started: float  # watcher clock, when its first page was paid for
-    token: str | None = None
-    pages: int = 0
-    empty_in_a_row: int = 0  # the last pages came back empty but with a token
-
-    def unfinished(self) -> str:
-        """What the failure of a wait must say when this search had not ended."""
-        if not self.empty_in_a_row:
-            return f"the read in progress had {self.pages} page(s) and more to come"
-        return (
-            f"the read in progress got {self.empty_in_a_row} empty page(s) in a row, each with a "
-            "nextPageToken: Cloud Logging had not finished searching and asked to continue the search "
-            "(ListLogEntriesResponse), so lines beyond them were not seen yet. A shorter time range "
-            "searches faster (log_lookback), or allow more time (log_deadline)"
-        )
-
-
-@dataclass
-class _Wait:
-    """What every wait on the logs has: a pattern for a subject, a window, a resolution."""
-
-    pattern: LogPattern
-    where: Mapping[str, str]
-    since: datetime | None
-    registered_at: float  # watcher clock
-    deadline: float
-    _watcher: LogWatcher
-    match: LogMatch | None = field(default=None, init=False)
-    resolved_at: float | None = field(default=None, init=False)
-    expired: bool = field(default=False, init=False)  # resolved by its deadline, not by a line
-
-    @property
-    def done(self) -> bool:
-        return self.resolved_at is not None
-
-    def about(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.where.items()) or "any"
-
-
-@dataclass
-class Expectation(_Wait):
-    """A line the run waits for. Registered at once, resolved by the poller: many overlap in time.
-
-    ``result()`` blocks until the line came, a failure line came, or the deadline passed; the waiting
-    happened meanwhile, so a test that asks late pays nothing for it.
-    """
-
-    failures: tuple[LogPattern, ...] = ()
-    timeout: float = 0.0
-    accept: Callable[[LogMatch], bool] | None = None  # e.g. attribution by time to another wait's window
-    error: str = field(default="", init=False)
-
-    def result(self) -> LogMatch:
-        self._watcher._wait_for(self)
-        if self.match is None:
-            raise LogExpectationFailed(self.error)
-        return self.match
-
-    def waited(self) -> float:
-        return (self.resolved_at or self._watcher._clock()) - self.registered_at
-
-
-@dataclass
-class Absence(_Wait):
-    """A line that must NOT appear within a window (e.g. a second enqueue after archiving twice)."""
-
-    allowed: int = 0  # lines that may match (e.g. 1: the first enqueue, but no second one)
-
-    def result(self) -> None:
-        self._watcher._wait_for(self)
-        if self.match is not None:
-            limit = "must not appear" if not self.allowed else f"must appear at most {self.allowed} time(s)"
-            raise LogExpectationFailed(
-                f"log line {self.pattern.name!r} ({self.pattern.description}) for {self.about()} {limit}, "
-                f"but it did:\n    {self.match.line.short()}\n"
-                + self._watcher._context(self.pattern, self.where)
-            )
-
-
-def throttle_backoff(consecutive: int) -> float:
-    """Seconds to wait after the ``consecutive``-th 429 in a row: 4, 8, 16, 32, then 60 (the quota is
-    per minute). Counted in a row, not per run: with a read quota shared with other readers, a few
-    scattered 429s are normal and must not add up to a pause longer than the log deadline."""
-    return min(60.0, 4.0 * 2 ** (max(1, consecutive) - 1))
+from cloudrun_smoke.logs.expectations import Absence, Expectation
+from cloudrun_smoke.logs.explain import closest_lines, failure_message, timeout_message
+from cloudrun_smoke.logs.lines import LogLine, LogMatch, Unattributed, names_nobody
+from cloudrun_smoke.logs.pacing import GIVE_UP_AT, ReadPacer
+from cloudrun_smoke.logs.patterns import FAILURES_FOR, LogPattern, pattern
+from cloudrun_smoke.logs.reads import Search, WatcherStats
+from cloudrun_smoke.logs.source import LogSource
+from cloudrun_smoke.timeutil import format_rfc3339
 
 
 class LogWatcher:
@@ -236,9 +61,7 @@ class LogWatcher:
         self._refresh_requested = False
         self._closed = False
         self._last_read = -1e9  # when the last complete search started (watcher clock)
-        self._search: _Search | None = None
-        self._backoff_until = 0.0
-        self._consecutive_throttles = 0
+        self._search: Search | None = None
         self._last_error: str = ""
         self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
         self._thread.start()
@@ -404,8 +227,9 @@ class LogWatcher:
         for failure in item.failures:
             named = self._find(failure, item.where, item.since) if item.where else []
             if named and all(k in named[0].fields for k in item.where):
-                item.error = self._explain_failure(
-                    item.pattern, item.where, named[0], now - item.registered_at
+                context = self._context(item.pattern, item.where)
+                item.error = failure_message(
+                    item.pattern, item.where, named[0], now - item.registered_at, context
                 )
                 item.resolved_at = now
                 return
@@ -442,9 +266,10 @@ class LogWatcher:
         if item.done:
             return
         if isinstance(item, Expectation):
-            item.error = self._explain_timeout(
-                item.pattern, item.where, item.since, item.timeout, item.failures
-            )
+            waited = min(item.timeout, self._clock() - item.registered_at)  # less when reads gave up
+            unnamed = [m for f in item.failures for m in self._find(f, {}, item.since) if names_nobody(m)]
+            context = self._context(item.pattern, item.where)
+            item.error = timeout_message(item.pattern, item.where, waited, unnamed, context)
         item.expired = True
         item.resolved_at = self._clock()
 
@@ -473,29 +298,31 @@ class LogWatcher:
     def _someone_waits(self) -> bool:
         return bool(self._pending) or self._refresh_requested
 
-    def _request_page(self, search: _Search) -> None:
+    def _request_page(self, search: Search) -> None:
         """One page of ``search``, already paid for; its new lines are kept and judged at once."""
         issued = time.time()  # a read's time is when it was sent: the quota counts requests
         try:
             lines, token = self._source.page(search.filter, search.token)
         except Exception as e:  # the watcher must keep going; waiters get the error in their report
             throttled = self._is_throttled(e)
-            if throttled:
-                self._consecutive_throttles += 1
-                self._backoff_until = self._clock() + throttle_backoff(self._consecutive_throttles)
+            give_up = throttled and self._pacer.throttled(self._clock())
             self._last_error = f"{type(e).__name__}: {e}"
             with self._cond:
                 self.stats.reads += 1
                 self.stats.read_times.append(issued)
                 self.stats.throttled += int(throttled)
-                if not throttled:  # a 429 resumes from the same page; anything else starts afresh
+                if not throttled or give_up:  # a 429 resumes from the same page; anything else starts afresh
                     self._search = None
+                if give_up:  # the pacer's policy: waiting on would not make the quota come back
+                    for item in self._pending:
+                        self._resolve_at_deadline(item)
+                    self._pending.clear()
                 self.stats.polls += 1
                 self._refresh_requested = False
                 self._cond.notify_all()
             return
         self._last_error = ""
-        self._consecutive_throttles = 0
+        self._pacer.served()
         with self._cond:
             self.stats.reads += 1
             self.stats.read_times.append(issued)
@@ -538,34 +365,19 @@ class LogWatcher:
                 if not self._someone_waits():
                     continue
                 now = self._clock()
-                if now < self._backoff_until or not self._pacer.try_spend(now):
-                    next_read = max(self._pacer.next_read(now), self._backoff_until)
+                if not self._pacer.try_spend(now):
+                    next_read = self._pacer.next_read(now)
                     soonest = self._next_deadline_check(now) or next_read
                     self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
                     continue
                 if self._search is None:
-                    self._search = _Search(self.current_filter(), now)
+                    self._search = Search(self.current_filter(), now)
                 search = self._search
             self._request_page(search)
 
     # -- diagnostics -------------------------------------------------------------------------------------
-    def _closest(self, expected: LogPattern, where: Mapping[str, str], limit: int = 5) -> list[LogLine]:
-        lines = self.lines()
-        anchors = [v for v in where.values() if v]
-        related = [line for line in lines if any(a in line.text for a in anchors)]
-        same_kind = [line for line in lines if expected.match(line.text) is not None and line not in related]
-        if related or same_kind:
-            return (related + same_kind)[-limit:]
-        probe = expected.forms[0].pattern.replace("\\", "")
-        # Scored on the line's head: difflib on a megabyte-long line would take minutes.
-        head = 4 * len(probe)
-        scored = sorted(
-            lines, key=lambda line: difflib.SequenceMatcher(None, probe, line.text[:head]).ratio()
-        )
-        return scored[-limit:]
-
     def _context(self, expected: LogPattern, where: Mapping[str, str]) -> str:
-        closest = self._closest(expected, where)
+        closest = closest_lines(self.lines(), expected, where)
         shown = "\n".join(f"    {line.short()}" for line in closest) or "    (none)"
         hint = self._explore_hint(self.current_filter())
         parts = [
@@ -575,90 +387,14 @@ class LogWatcher:
             + (f", {self.stats.empty_pages} of them empty pages" if self.stats.empty_pages else "")
             + (f"; last read failed: {self._last_error}" if self._last_error else ""),
         ]
+        if self._pacer.throttled_in_a_row >= GIVE_UP_AT:
+            parts.append(
+                f"  Cloud Logging answered 429 to {self._pacer.throttled_in_a_row} reads in a row: the "
+                "project's read quota is spent (by this run or another reader), so the wait gave up"
+            )
         if self._search is not None and self._search.pages:
             parts.append(f"  {self._search.unfinished()}")
         parts.append(f"  filter: {self.current_filter()}")
         if hint:
             parts.append(hint)
         return "\n".join(parts)
-
-    def _explain_timeout(
-        self,
-        expected: LogPattern,
-        where: Mapping[str, str],
-        since: datetime | None,
-        waited: float,
-        failures: Iterable[LogPattern] = (),
-    ) -> str:
-        about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
-        unnamed = [m for f in failures for m in self._find(f, {}, since) if names_nobody(m)]
-        beside = ""
-        if unnamed:
-            shown = "\n".join(f"    {m.line.short()}" for m in unnamed[:5])
-            beside = (
-                f"  {len(unnamed)} failure line(s) meanwhile name no thread and no user: perhaps ours, "
-                f"perhaps another user's (not counted on their own):\n{shown}\n"
-            )
-        return (
-            f"expected log line {expected.name!r} ({expected.description}) for {about}: not seen after "
-            f"waiting {waited:.1f} s\n"
-            f"  expected: {expected.describe()}\n" + beside + self._context(expected, where)
-        )
-
-    def _explain_failure(
-        self, expected: LogPattern, where: Mapping[str, str], bad: LogMatch, waited: float
-    ) -> str:
-        about = ", ".join(f"{k}={v}" for k, v in where.items()) or "any"
-        return (
-            f"while waiting for {expected.name!r} for {about}, failure line {bad.pattern!r} appeared"
-            f" after {waited:.1f} s:\n    {bad.line.short()}\n" + self._context(expected, where)
-        )
-
-
-# -- Cloud Logging as a LogSource ---------------------------------------------------------------------------
-class CloudLoggingSource:
-    """Pages of 1000 entries in ascending timestamps through ``google.cloud.logging.Client`` (JSON API),
-    one request per call (see :mod:`log_pages`: the client's own iterator would follow the tokens unpaced)."""
-
-    PAGE_SIZE = 1000
-
-    def __init__(self, client: Any, project: str) -> None:
-        self._client = client
-        self._project = project
-        self._loggers: dict[str, Any] = {}
-
-    def page(self, filter_: str, token: str | None) -> tuple[list[LogLine], str | None]:
-        page = list_page(
-            self._client, self._project, filter_, page_size=self.PAGE_SIZE, token=token, loggers=self._loggers
-        )
-        return [to_line(entry) for entry in page.entries], page.next_token
-
-
-def entry_text(payload: Any) -> str:
-    if isinstance(payload, str):
-        return payload
-    if isinstance(payload, Mapping):
-        message = payload.get("message")
-        if isinstance(message, str):
-            return message
-        import json
-
-        return json.dumps(dict(payload), default=str, ensure_ascii=False)
-    return "" if payload is None else str(payload)
-
-
-def to_line(entry: Any) -> LogLine:
-    text = entry_text(entry.payload)
-    labels = entry.labels or {}
-    resource_labels = entry.resource.labels if entry.resource is not None else {}
-    return LogLine(
-        insert_id=entry.insert_id or f"{entry.timestamp}-{hash(text)}",
-        timestamp=entry.timestamp or utcnow(),
-        receive_timestamp=getattr(entry, "received_timestamp", None),
-        severity=line_severity(entry.severity or "", text),
-        text=text,
-        log_name=entry.log_name or "",
-        revision=resource_labels.get("revision_name", ""),
-        instance_id=labels.get("instanceId", ""),
-        seen_at=time.time(),
-    )

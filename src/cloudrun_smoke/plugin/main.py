@@ -28,7 +28,8 @@ from cloudrun_smoke.gcp.errors import is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
-from cloudrun_smoke.logs.watcher import CloudLoggingSource, LogWatcher
+from cloudrun_smoke.logs.source import CloudLoggingSource
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report import failure_repr
 from cloudrun_smoke.report.links import gcloud_logging_read, logs_explorer_url
 from cloudrun_smoke.report.verdict import (

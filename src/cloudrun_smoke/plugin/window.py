@@ -21,12 +21,13 @@ from cloudrun_smoke.config.environment import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
 from cloudrun_smoke.gcp.scope import CloudRunScope
+from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.plugin.main import STACK_KEY
 from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.waiting import WaitTimeout, wait_until
 from cloudrun_smoke.window.consolidations import ConsolidationStats, consolidation_stats
-from cloudrun_smoke.window.logs import Read, ReadBudget, WindowLogReader
+from cloudrun_smoke.window.logs import Read, WindowLogReader
 from cloudrun_smoke.window.monitoring import MetricReader
 from cloudrun_smoke.window.period import Window, parse_duration, resolve_window
 
@@ -291,7 +292,7 @@ def smoke_window_logs(
         revision=_scope_revision(smoke_target),
         window=smoke_window,
         max_pages=smoke_env.window.max_log_pages,
-        budget=ReadBudget(smoke_env.read_budget_per_minute),
+        pacer=ReadPacer(smoke_env.read_budget_per_minute),
         endpoint=smoke_env.logging_api_endpoint,
     )
     state = request.config.stash[STATE_KEY]

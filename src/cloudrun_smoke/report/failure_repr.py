@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cloudrun_smoke.logs.watcher import LogExpectationFailed
+from cloudrun_smoke.logs.expectations import LogExpectationFailed
 from cloudrun_smoke.service.http import ServiceResponseError
 from cloudrun_smoke.waiting import WaitTimeout
 

@@ -85,7 +85,7 @@ def root_causes(checks: list[CheckResult]) -> list[dict[str, Any]]:
     ]
 
 
-def percentile(values: list[float], q: float) -> float:
+def nearest_rank_percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile: with few samples, a real observed value rather than an interpolation."""
     ordered = sorted(values)
     if not ordered:

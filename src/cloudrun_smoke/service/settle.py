@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
-from cloudrun_smoke.logs.watcher import Expectation, LogExpectationFailed, LogWatcher
+from cloudrun_smoke.logs.expectations import Expectation, LogExpectationFailed
+from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.service.users import Settle
 
 END = "queue.consolidated"  # its failure lines (consolidation or task failed) end the work too

@@ -24,8 +24,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cloudrun_smoke.logs.lines import LogLine
 from cloudrun_smoke.logs.patterns import LogPattern
-from cloudrun_smoke.logs.watcher import LogLine
 
 SAME_TASK = timedelta(seconds=2)  # a task's failure line follows its own outcome line this closely
 SHUTDOWN_GRACE = timedelta(seconds=10)  # Cloud Run: SIGKILL 10 s after SIGTERM; nothing logged after

@@ -51,7 +51,7 @@ def bucket_edges(options: Any, buckets: int) -> list[tuple[float, float]]:
     return edges
 
 
-def percentile(distribution: Any, q: float) -> Estimate:
+def distribution_percentile(distribution: Any, q: float) -> Estimate:
     """The ``q``-th percentile (0 < q ≤ 100) of a ``google.api.Distribution``; q = 100 is the upper
     edge of the highest occupied bucket, the smallest value the buckets can promise is a maximum."""
     if not 0 < q <= 100:

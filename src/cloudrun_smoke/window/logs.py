@@ -2,29 +2,28 @@
 
 Two reads per run, one filter each: Cloud Run's request logs of ``PATCH /api/threads/{id}`` (the
 archive latency), and the service's own lines that the consolidation figures need, narrowed
-server-side to the literal text of their catalogue patterns, so a day of uvicorn access lines is never
+server-side to the search text of their catalogue patterns, so a day of uvicorn access lines is never
 fetched. Pages hold 1000 entries; at most ``max_pages`` per read (the figure says so when the cap is
-hit); pages are paced to ``read_budget_per_minute`` and a 429 backs off and resumes from the page token.
+hit); pages are paid from the run's read pacer, whose 429 policy pauses the read, which then resumes from
+the page token.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, LOGGING_API, api_error, is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
+from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.logs.patterns import LogPattern
-from cloudrun_smoke.logs.watcher import to_line
+from cloudrun_smoke.logs.source import to_line
 from cloudrun_smoke.window.period import Window
 
 PAGE_SIZE = 1000
-THROTTLE_RETRIES = 4
 ARCHIVE_URL = r"/api/threads/[^/?]+/?([?].*)?$"
 _LATENCY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
@@ -50,68 +49,19 @@ class Read:
     filter: str
 
 
-def _longest_literal(regex: str) -> str:
-    """The longest run of literal characters a match of ``regex`` must contain ('' when unknown)."""
-    try:
-        from re import _parser  # type: ignore[attr-defined]
-
-        parsed = _parser.parse(regex)
-    except Exception:
-        return ""
-    best, run = "", ""
-    for op, argument in parsed:
-        if str(op) == "LITERAL":
-            run += chr(argument)
-            continue
-        if str(op) == "BRANCH":  # a top-level alternative: no text is certain
-            return ""
-        best, run = max(best, run, key=len), ""
-    return max(best, run, key=len).strip()
-
-
 def search_terms(patterns: Iterable[LogPattern]) -> list[str] | None:
-    """One literal per form of each pattern, for a server-side ``:`` (substring) narrowing; None when a
-    form has none (an environment's override), in which case the read is not narrowed."""
+    """The search text of every form of each pattern, for a server-side ``:`` (substring) narrowing;
+    None when a pattern has none (an environment's override), in which case the read is not narrowed."""
     terms: list[str] = []
     for p in patterns:
-        for form in p.forms:
-            literal = _longest_literal(form.pattern)
-            if len(literal) < 4:
-                return None
-            if literal not in terms:
-                terms.append(literal)
+        if len(p.search) != len(p.forms):
+            return None
+        terms += [t for t in p.search if t not in terms]
     return terms
 
 
 def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class ReadBudget:
-    """At most ``per_minute`` reads in any 60 s: the first ones go at once, the next wait their turn."""
-
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._per_minute = max(1, per_minute)
-        self._clock, self._sleep = clock, sleep
-        self._times: deque[float] = deque()
-
-    def take(self) -> None:
-        now = self._clock()
-        while self._times and self._times[0] <= now - 60.0:
-            self._times.popleft()
-        if len(self._times) >= self._per_minute:
-            self._sleep(self._times[0] + 60.0 - now)  # rate limiting, not synchronisation
-            self._times.popleft()
-        self._times.append(self._clock())
-
-    def back_off(self, seconds: float) -> None:
-        """After a 429: the quota is shared with other readers, so wait before the next read."""
-        self._sleep(seconds)
 
 
 class WindowLogReader:
@@ -127,7 +77,7 @@ class WindowLogReader:
         revision: str,
         window: Window,
         max_pages: int,
-        budget: ReadBudget,
+        pacer: ReadPacer,
         endpoint: str = "",
     ) -> None:
         self._client = client
@@ -135,7 +85,7 @@ class WindowLogReader:
         self._endpoint = endpoint  # the configured Logging endpoint, for messages ("" for Google's)
         self.window = window
         self._max_pages = max_pages
-        self._budget = budget
+        self._pacer = pacer
         self._loggers: dict[str, Any] = {}
         self.pages = 0
         self.scope = CloudRunScope(project, region, service, revision)
@@ -163,25 +113,25 @@ class WindowLogReader:
         return Read([to_line(e) for e in read.items], read.pages, read.capped, read.filter)
 
     def _read(self, filter_: str) -> Read:
-        """Pages of ``filter_`` in timestamp order, up to the cap; a 429 backs off and resumes. Any other
-        failure, or a 429 too many, is a :class:`SmokeError` naming what to do."""
+        """Pages of ``filter_`` in timestamp order, up to the cap; after a 429 the pacer pauses and the
+        read resumes from the same page, or gives up (:mod:`cloudrun_smoke.logs.pacing`). Any other
+        failure, or the 429 the pacer gives up at, is a :class:`SmokeError` naming what to do."""
         entries: list[Any] = []
-        calls, pages, token, throttled = 0, 0, None, 0
+        calls, pages, token = 0, 0, None
         while pages < self._max_pages:
-            self._budget.take()
+            self._pacer.take_turn()
             calls += 1
             self.pages += 1
             try:
                 page, token = self._page(filter_, token)
             except GOOGLE_ERRORS as e:
-                throttled += 1
-                if not is_throttled(e) or throttled > THROTTLE_RETRIES:
+                if not is_throttled(e) or self._pacer.throttled(self._pacer.clock()):
                     where = f"project {self._project!r}"
                     raise api_error(
                         e, LOGGING_API, what="read log entries", endpoint=self._endpoint, where=where
                     ) from None
-                self._budget.back_off(min(30.0, 2.0**throttled))
                 continue  # resumes from the same page token
+            self._pacer.served()
             pages += 1
             entries.extend(page)
             if not token:

@@ -20,7 +20,7 @@ from typing import Any
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS, MONITORING_API, api_error, is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
-from cloudrun_smoke.window.distributions import Estimate, percentile
+from cloudrun_smoke.window.distributions import Estimate, distribution_percentile
 from cloudrun_smoke.window.period import Window
 
 REQUEST_COUNT = "run.googleapis.com/request_count"
@@ -143,7 +143,7 @@ class MetricReader:
         if len(merged) > 1:  # REDUCE_SUM answers one series; more means the server split the window
             raise SmokeError(f"{metric_type}: expected one merged distribution, got {len(merged)}")
         try:
-            estimate: Estimate = percentile(merged[0], q)
+            estimate: Estimate = distribution_percentile(merged[0], q)
         except ValueError as e:
             raise SmokeError(f"{metric_type}: cannot read the distribution: {e}") from None
         note = how + (" (overflow bucket: at least this)" if estimate.at_least else "")
