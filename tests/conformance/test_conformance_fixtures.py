@@ -10,7 +10,8 @@ from google.cloud import monitoring_v3, run_v2
 from google.cloud.logging_v2.types import ListLogEntriesResponse, LogEntry
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
-from shapes import all_names, load
+
+from helpers.shapes import all_names, load
 
 TYPES = {
     "run_service_": run_v2.Service,

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from shapes import assert_same_shape, load
 
 from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.clients import logging_client
@@ -20,8 +19,7 @@ from cloudrun_smoke.local.json_api import ApiError, JsonApiServer, Request, rout
 from cloudrun_smoke.local.log_router import LogRouter, RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi
-from cloudrun_smoke.local.run_model import RevisionSpec
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.logs.diagnosis import _served
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import pattern
@@ -29,7 +27,8 @@ from cloudrun_smoke.logs.source import CloudLoggingSource
 from cloudrun_smoke.waiting import wait_until
 from cloudrun_smoke.window.logs import WindowLogReader
 from cloudrun_smoke.window.period import Window
-from helpers.paths import TINY
+from helpers.shapes import assert_same_shape, load
+from helpers.stacks import tiny_stack_config
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
 REVISION = f"{SERVICE}-00042-xoq"
@@ -190,17 +189,7 @@ def test_emulator_pages_with_and_without_a_token(routed: tuple[LogRouter, str]) 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        project=PROJECT,
-        region=REGION,
-        service=SERVICE,
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1"),
-        ingestion_delay=0.05,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
-    )
+    config = tiny_stack_config(PROJECT, region=REGION, service=SERVICE)
     with LocalStack(config) as stack:
         yield stack
 
@@ -220,17 +209,7 @@ def test_emulator_request_log(stack: LocalStack) -> None:
 
 
 def test_emulator_empty_page_with_a_token() -> None:
-    config = LocalStackConfig(
-        project=PROJECT,
-        service=SERVICE,
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1"),
-        ingestion_delay=0.05,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
-        faults=("stack:short-pages",),
-    )
+    config = tiny_stack_config(PROJECT, service=SERVICE, faults=("stack:short-pages",))
     with LocalStack(config) as stack:
         body: dict[str, Any] = {"resourceNames": [f"projects/{PROJECT}"], "filter": "", "pageSize": 1000}
 

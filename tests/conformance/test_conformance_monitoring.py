@@ -18,7 +18,6 @@ from google.api_core import exceptions as gexc
 from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from google.protobuf import duration_pb2
-from shapes import assert_same_shape, load
 
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.local.cloud_run_metrics import CloudRunMetrics
@@ -33,6 +32,7 @@ from cloudrun_smoke.window.monitoring import (
     MetricReader,
 )
 from cloudrun_smoke.window.period import Window
+from helpers.shapes import assert_same_shape, load
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
 REVISION = f"{SERVICE}-00042-xoq"

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
-from shapes import Fixture, assert_same_shape, load
 
 from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.gcp.discovery import discover
@@ -23,6 +22,7 @@ from cloudrun_smoke.local.run_model import Revision, RevisionSpec, RunState, Ser
 from cloudrun_smoke.release.apply import apply_rollback
 from cloudrun_smoke.release.plan import RevisionInfo, RollbackPlan, RollbackRefused, plan_rollback
 from cloudrun_smoke.waiting import wait_until
+from helpers.shapes import Fixture, assert_same_shape, load
 
 PROJECT, REGION, SERVICE = "emergence-prod", "europe-west1", "emergencev8-backend"
 OLD, NEW, BAD = f"{SERVICE}-00041-vaw", f"{SERVICE}-00042-xoq", f"{SERVICE}-00043-kiz"

@@ -11,29 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.smoke_runs import ROOT, everything_written, run_smoke
+from helpers.smoke_configs import CREDENTIALS, PASSWORD, assert_the_bypass_was_accepted, login_config
+from helpers.smoke_runs import ROOT, everything_written, run_local
 
-EMAIL = "smoke@example.com"
-PASSWORD = "pw-Zq8-never-printed-7731"
-
-
-def login_config(tmp_path: Path) -> Path:
-    """The shipped local environment, switched to the app's own login, with the bypass forbidden."""
-    text = (ROOT / "smoke.toml").read_text()
-    text = text.replace('auth = "dev-bypass"\nsmoke_user_prefix', 'auth = "login"\nsmoke_user_prefix', 1)
-    text = text.replace("[env.local.checks]\n", "[env.local.checks]\ndev_bypass_rejected = true\n", 1)
-    text = text.replace(
-        "[env.local.stack.env]\n",
-        f'[env.local.stack.env]\nAUTH_DEV_BYPASS = "0"\nAUTH_ALLOWLIST = "{EMAIL}:{PASSWORD}"\n',
-        1,
-    )
-    assert text.count('auth = "login"') == 1 and "AUTH_ALLOWLIST" in text
-    path = tmp_path / "smoke.toml"
-    path.write_text(text)
-    return path
-
-
-CREDENTIALS = {"SMOKE_LOGIN_EMAIL": EMAIL, "SMOKE_LOGIN_PASSWORD": PASSWORD}
 # Every library's logging at DEBUG, printed live: what an engineer turns on when a run misbehaves.
 DEBUG_LOGS = ("-o", "log_cli=true", "--log-cli-level=DEBUG", "--log-level=DEBUG")
 
@@ -41,7 +21,7 @@ DEBUG_LOGS = ("-o", "log_cli=true", "--log-cli-level=DEBUG", "--log-level=DEBUG"
 @pytest.mark.slow
 def test_login_mode_runs_the_suite_and_no_secret_appears(tmp_path: Path) -> None:
     config = login_config(tmp_path)
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", *DEBUG_LOGS, env=CREDENTIALS)
+    run = run_local(tmp_path, config, *DEBUG_LOGS, env=CREDENTIALS)
     assert run.returncode == 0, run.output
     assert "DEBUG" in run.output, "the run did not log at debug level"
     assert run.outcomes["test_security.py::test_dev_bypass_is_refused"] == "passed"
@@ -60,16 +40,13 @@ def test_login_mode_runs_the_suite_and_no_secret_appears(tmp_path: Path) -> None
 def test_the_bypass_accepted_where_it_is_forbidden_fails_the_security_check(tmp_path: Path) -> None:
     config = login_config(tmp_path)
     env = {**CREDENTIALS, "SMOKE_LOCAL_FAULTS": "dev-bypass-accepted"}
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "bypass", env=env)
-    assert run.returncode == 1, run.output
-    message = run.messages["test_security.py::test_dev_bypass_is_refused"]
-    assert "x-dev-bypass: 1 and x-user-id but no token must be refused" in message
-    assert "→ 200" in message
+    run = run_local(tmp_path, config, "-k", "bypass", env=env)
+    assert_the_bypass_was_accepted(run)
 
 
 @pytest.mark.slow
 def test_login_without_credentials_is_one_line_naming_the_variable(tmp_path: Path) -> None:
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={login_config(tmp_path)}", "-k", "health")
+    run = run_local(tmp_path, login_config(tmp_path), "-k", "health")
     assert run.returncode == 4, run.output
     assert "needs the smoke account's e-mail in $SMOKE_LOGIN_EMAIL" in run.output
     assert "Traceback" not in run.output
@@ -89,11 +66,9 @@ def test_bearer_mode_takes_the_token_from_the_environment_and_never_prints_it(tm
     )
     config = login_config(tmp_path)
     config.write_text(config.read_text().replace('auth = "login"', 'auth = "bearer"', 1))
-    run = run_smoke(
+    run = run_local(
         tmp_path,
-        "--env",
-        "local",
-        f"--smoke-config={config}",
+        config,
         "-k",
         "health or archive_enqueues or bypass",
         *DEBUG_LOGS,
@@ -125,11 +100,9 @@ def test_a_fixed_identity_run_marks_every_request_and_never_clears_the_accounts_
 
     recorded = tmp_path / "requests.jsonl"
     config = login_config(tmp_path)
-    run = run_smoke(
+    run = run_local(
         tmp_path,
-        "--env",
-        "local",
-        f"--smoke-config={config}",
+        config,
         "--local-service-cmd",
         RECORDING_SERVICE,
         env={**CREDENTIALS, "RECORD_REQUESTS_TO": str(recorded)},

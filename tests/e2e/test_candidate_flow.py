@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers.smoke_runs import ROOT, SuiteRun, run_smoke
-
-
-def config_with_candidate(tmp_path: Path) -> Path:
-    text = (ROOT / "smoke.toml").read_text()
-    assert "[env.local.stack]\n" in text
-    text = text.replace(
-        "[env.local.stack]\n",
-        f'[env.local.stack]\ncandidate_cmd = "{sys.executable} -m emergence_reference"\ntag = "canary"\n',
-        1,
-    )
-    path = tmp_path / "smoke.toml"
-    path.write_text(text)
-    return path
+from helpers.smoke_configs import config_with_candidate
+from helpers.smoke_runs import SuiteRun, run_smoke
 
 
 def run(tmp_path: Path, *args: str) -> tuple[SuiteRun, dict]:

@@ -22,11 +22,15 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from test_auth_modes import CREDENTIALS, login_config
-from test_candidate_flow import config_with_candidate
 
 from cloudrun_smoke.local.iam import sign_id_token
-from helpers.smoke_runs import ROOT, everything_written, run_smoke
+from helpers.smoke_configs import (
+    CREDENTIALS,
+    assert_the_bypass_was_accepted,
+    config_with_candidate,
+    login_config,
+)
+from helpers.smoke_runs import ROOT, everything_written, run_local
 
 
 def _claims(jwt: str) -> dict:
@@ -111,11 +115,9 @@ def test_a_private_service_is_reached_with_an_id_token_from_a_key_file(
 ) -> None:
     key = service_account_key(tmp_path, token_endpoint)
     TokenEndpoint.issued.clear()
-    run = run_smoke(
+    run = run_local(
         tmp_path,
-        "--env",
-        "local",
-        f"--smoke-config={private_config(tmp_path)}",
+        private_config(tmp_path),
         "-k",
         "health or archive_enqueues",
         env={"GOOGLE_APPLICATION_CREDENTIALS": str(key)},
@@ -134,11 +136,9 @@ def test_a_candidate_through_its_tag_url_gets_a_token_for_the_service_url(
     key = service_account_key(tmp_path, token_endpoint)
     TokenEndpoint.issued.clear()
     config = private_config(tmp_path, config_with_candidate(tmp_path))
-    run = run_smoke(
+    run = run_local(
         tmp_path,
-        "--env",
-        "local",
-        f"--smoke-config={config}",
+        config,
         "--tag",
         "canary",
         "-k",
@@ -180,11 +180,8 @@ def test_the_bypass_check_carries_the_invokers_token_and_tests_the_application(
         "GOOGLE_APPLICATION_CREDENTIALS": str(key),
         "SMOKE_LOCAL_FAULTS": "dev-bypass-accepted",
     }
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "bypass", env=env)
-    assert run.returncode == 1, run.output
-    message = run.messages["test_security.py::test_dev_bypass_is_refused"]
-    assert "x-dev-bypass: 1 and x-user-id but no token must be refused" in message
-    assert "→ 200" in message
+    run = run_local(tmp_path, config, "-k", "bypass", env=env)
+    assert_the_bypass_was_accepted(run)
 
 
 @pytest.mark.slow
@@ -216,7 +213,7 @@ def test_without_an_invoker_the_failure_names_cloud_run_iam_and_what_to_check(tm
     """An on-call engineer must see that Google's front end refused, not the application."""
     config = private_config(tmp_path)
     config.write_text(config.read_text().replace('invoker = "id-token"\n', "", 1))
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "health_endpoint")
+    run = run_local(tmp_path, config, "-k", "health_endpoint")
     assert run.returncode == 1, run.output
     message = run.messages["test_health.py::test_health_endpoint_answers_as_configured"]
     first = message.splitlines()[0]
@@ -233,7 +230,7 @@ def test_the_bypass_check_fails_when_cloud_run_iam_refused_its_request(tmp_path:
     config = private_config(tmp_path, base)
     config.write_text(config.read_text().replace('invoker = "id-token"\n', "", 1))
     env = {"SMOKE_BEARER_TOKEN": app_bearer_token()}
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "bypass", env=env)
+    run = run_local(tmp_path, config, "-k", "bypass", env=env)
     assert run.returncode == 1, run.output
     message = run.messages["test_security.py::test_dev_bypass_is_refused"]
     assert "the dev bypass was not tested: Cloud Run IAM refused the request" in message
@@ -246,8 +243,6 @@ def test_the_apps_login_reaches_a_private_service_with_the_invoker_token(
 ) -> None:
     """`auth = "login"` behind Cloud Run IAM: the login is a request to the service like any other,
     so it carries the ID token in `X-Serverless-Authorization` (without it IAM answers 403)."""
-    from test_auth_modes import CREDENTIALS, login_config
-
     config = login_config(tmp_path)
     text = config.read_text()
     text = text.replace('auth = "login"\n', 'auth = "login"\ninvoker = "id-token"\n', 1)
@@ -255,11 +250,9 @@ def test_the_apps_login_reaches_a_private_service_with_the_invoker_token(
     assert 'invoker = "id-token"' in text and "iam = true" in text
     config.write_text(text)
     key = service_account_key(tmp_path, token_endpoint)
-    run = run_smoke(
+    run = run_local(
         tmp_path,
-        "--env",
-        "local",
-        f"--smoke-config={config}",
+        config,
         "-k",
         "health or archive_enqueues",
         env={**CREDENTIALS, "GOOGLE_APPLICATION_CREDENTIALS": str(key)},

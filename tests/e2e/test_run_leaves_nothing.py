@@ -18,25 +18,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
 from cloudrun_smoke.config.environment import load_config
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.stack import LocalStack, stack_for
-from cloudrun_smoke.logs.source import CloudLoggingSource
-from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.service import contract
 from cloudrun_smoke.service.http import ServiceClient
 from cloudrun_smoke.service.settle import queue_settled
 from cloudrun_smoke.service.users import SmokeUser, clean_up
-from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import wait_until
 from emergence_reference.store import DB_FILENAME
+from helpers.log_entries import watcher_on
 from helpers.smoke_runs import (
     MARKER_VAR,
     ROOT,
@@ -273,17 +268,9 @@ def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) ->
     once per user (a failing run with four users once took 80 s to tear down); each thread without an
     end line is reported, and still every thread is deleted and every memory cleared."""
     with running_service(tmp_path, "archive-no-enqueue") as service:
-        client = reading_client_class()(
-            project=service.stack.config.project,
-            credentials=AnonymousCredentials(),
-            _use_grpc=False,
-            client_options={"api_endpoint": service.stack.logging_api_endpoint},
-        )
-        watcher = LogWatcher(
-            CloudLoggingSource(client, service.stack.config.project),
-            'resource.type="cloud_run_revision"',
-            utcnow() - timedelta(seconds=30),
-            budget_per_minute=120,
+        stack = service.stack
+        watcher = watcher_on(
+            stack.logging_api_endpoint, stack.config.project, 'resource.type="cloud_run_revision"', 120
         )
         run_id = uuid.uuid4().hex[:8]
         run_users = []

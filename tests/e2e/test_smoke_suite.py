@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.smoke_runs import ROOT, SuiteRun, processes_with_marker, run_smoke
+from helpers.smoke_runs import ROOT, SuiteRun, processes_with_marker, run_local, run_smoke
 
 READ_ONLY_CHECKS = {
     "test_deployment.py::test_revision_under_test_is_ready",
@@ -231,11 +231,9 @@ def test_a_known_failure_is_reported_as_such_and_when_it_starts_passing(
     tmp_path: Path, faults: str, reported: str
 ) -> None:
     config = known_failure_config(tmp_path)
-    run = run_smoke(
+    run = run_local(
         tmp_path,
-        "--env",
-        "local",
-        f"--smoke-config={config}",
+        config,
         "-k",
         "tenant",
         env={"SMOKE_LOCAL_FAULTS": faults},

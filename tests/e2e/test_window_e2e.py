@@ -22,7 +22,7 @@ from cloudrun_smoke.local.stack import stack_for
 from cloudrun_smoke.local.traffic import run_background_traffic
 from cloudrun_smoke.report.verdict import Figure
 from cloudrun_smoke.waiting import wait_until
-from helpers.smoke_runs import ROOT, SuiteRun, run_smoke
+from helpers.smoke_runs import ROOT, SuiteRun, run_window
 
 CHECKS = {
     "5xx": "test_window.py::test_5xx_share",
@@ -55,11 +55,6 @@ def local_config(tmp_path: Path, settings: str) -> Path:
     path = tmp_path / "smoke.toml"
     path.write_text(text)
     return path
-
-
-def run_window(tmp_path: Path, *args: str, env: dict[str, str]) -> SuiteRun:
-    """``pytest smoke/ -q --env local -m window ARGS``: the window checks only."""
-    return run_smoke(tmp_path, "-q", "--env", "local", "-m", "window", *args, env=env)
 
 
 def assert_only_fails(

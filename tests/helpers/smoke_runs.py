@@ -92,6 +92,11 @@ def run_smoke(
     return SuiteRun(proc.returncode, proc.stdout + proc.stderr, outcomes, messages, verdict, marker)
 
 
+def run_local(tmp_path: Path, config: Path, *args: str, env: dict[str, str] | None = None) -> SuiteRun:
+    """``pytest smoke/ --env local --smoke-config=CONFIG ARGS``: the local environment of ``config``."""
+    return run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", *args, env=env)
+
+
 def processes_with_marker(marker: str) -> list[int]:
     """Live processes whose environment carries the marker: anything the suite's stack started."""
     found = []
@@ -110,3 +115,8 @@ def everything_written(run: SuiteRun, folder: Path) -> list[str]:
     """What a run left for people to read: its terminal output and the JUnit/JSON reports in ``folder``."""
     reports = [p for p in folder.iterdir() if p.name.startswith(("junit-", "verdict-"))]
     return [run.output] + [p.read_text() for p in reports]
+
+
+def run_window(tmp_path: Path, *args: str, env: dict[str, str]) -> SuiteRun:
+    """``pytest smoke/ -q --env local -m window ARGS``: the window checks only."""
+    return run_smoke(tmp_path, "-q", "--env", "local", "-m", "window", *args, env=env)

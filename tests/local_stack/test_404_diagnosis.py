@@ -13,17 +13,15 @@ import time
 from datetime import timedelta
 from itertools import pairwise
 
-from google.auth.credentials import AnonymousCredentials
-
 from cloudrun_smoke.config.schema import Environment
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi, ShortPages
 from cloudrun_smoke.logs.diagnosis import diagnose_404
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.source import CloudLoggingSource
 from cloudrun_smoke.logs.watcher import LogWatcher
-from cloudrun_smoke.timeutil import format_rfc3339, utcnow
+from cloudrun_smoke.timeutil import utcnow
+from helpers.log_entries import logging_client, request_entry
 
 PROJECT = "diag-test"
 SERVICE = "svc"
@@ -33,33 +31,13 @@ TRACE = "0123456789abcdef0123456789abcdef"
 
 
 def client_for(server: JsonApiServer) -> object:
-    return reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": server.endpoint},
-    )
+    return logging_client(server.endpoint, PROJECT)
 
 
 def request_log(api: LoggingApi, method: str, status: int, instance: str, trace: str = "") -> None:
-    """A Cloud Run request log entry (run.googleapis.com/requests) served by ``instance``."""
-    entry = {
-        "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests",
-        "resource": {
-            "type": "cloud_run_revision",
-            "labels": {"service_name": SERVICE, "revision_name": "r1", "location": ENV.region},
-        },
-        "httpRequest": {
-            "requestMethod": method,
-            "requestUrl": f"https://svc.run.app/api/threads/{THREAD}",
-            "status": status,
-        },
-        "labels": {"instanceId": instance},
-        "timestamp": format_rfc3339(utcnow()),
-    }
-    if trace:
-        entry["trace"] = f"projects/{PROJECT}/traces/{trace}"
-    api.ingest(entry)
+    """A Cloud Run request log entry for the thread, served by ``instance``."""
+    url = f"https://svc.run.app/api/threads/{THREAD}"
+    api.ingest(request_entry(PROJECT, ENV.region, SERVICE, url, method, status, instance, trace))
 
 
 def watcher_with(server: JsonApiServer, pacer: ReadPacer) -> LogWatcher:

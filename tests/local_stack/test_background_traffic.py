@@ -13,14 +13,10 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
-from cloudrun_smoke.gcp.clients import reading_client_class
-from cloudrun_smoke.local.run_model import RevisionSpec
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.local.traffic import (
     USER_AGENT,
     TrafficError,
@@ -30,6 +26,7 @@ from cloudrun_smoke.local.traffic import (
 )
 from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.waiting import wait_until
+from helpers.stacks import app_lines, healthy, reference_stack_config, stack_logs
 
 PROJECT = "traffic-test"
 REQUESTS = 'log_id("run.googleapis.com/requests")'
@@ -38,41 +35,10 @@ CONSOLIDATED = re.compile(r"\[MemoryTaskQueue\] Thread (\w+) consolidated: (\d+)
 FAILED = re.compile(r"Erreur consolidation thread (\w+): ")
 
 
-def stack_config(*faults: str) -> LocalStackConfig:
-    return LocalStackConfig(
-        project=PROJECT,
-        spec=RevisionSpec(image="local/emergencev8-backend:dev", env={"ENVIRONMENT": "production"}),
-        ingestion_delay=0.2,
-        ingestion_jitter=0.0,
-        read_quota_per_minute=None,
-        faults=faults,
-    )
-
-
-def ready(stack: LocalStack) -> LocalStack:
-    with httpx.Client(base_url=stack.service_url, timeout=5, trust_env=False) as client:
-        wait_until(
-            lambda: client.get("/healthz").status_code == 200 or None,
-            timeout=20,
-            what="/healthz 200",
-            interval=0.1,
-        )
-    return stack
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(stack_config()) as running:
-        yield ready(running)
-
-
-def logs(stack: LocalStack) -> cloud_logging.Client:
-    return reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    with LocalStack(reference_stack_config(PROJECT)) as running:
+        yield healthy(running)
 
 
 def since(moment: datetime) -> str:
@@ -81,7 +47,7 @@ def since(moment: datetime) -> str:
 
 def request_entries(stack: LocalStack, started: datetime, count: int) -> list[cloud_logging.entries.LogEntry]:
     """The traffic's request log entries, once all ``count`` are visible (more would be a mismatch)."""
-    client = logs(stack)
+    client = stack_logs(stack)
     filter_ = f'{REQUESTS} AND httpRequest.userAgent="{USER_AGENT}" AND {since(started)}'
     return wait_until(
         lambda: found if len(found := list(client.list_entries(filter_=filter_))) >= count else None,
@@ -89,11 +55,6 @@ def request_entries(stack: LocalStack, started: datetime, count: int) -> list[cl
         what=f"{count} request log entries of the traffic",
         interval=0.3,
     )
-
-
-def app_lines(stack: LocalStack, started: datetime, text: str) -> list[str]:
-    filter_ = f'log_id("run.googleapis.com/stderr") AND textPayload:"{text}" AND {since(started)}'
-    return [str(e.payload) for e in logs(stack).list_entries(filter_=filter_)]
 
 
 def path_of(entry: cloud_logging.entries.LogEntry) -> str:
@@ -147,8 +108,8 @@ def test_summary_matches_the_request_logs_and_every_thread_is_consolidated(stack
 
 def test_5xx_answers_are_counted_and_the_traffic_goes_on() -> None:
     # One request in three answers 503 before it is processed; one user, so every retry gets through.
-    with LocalStack(stack_config("transient-503=3")) as flaky:
-        started, summary = run(ready(flaky), users=1, threads_per_user=8)
+    with LocalStack(reference_stack_config(PROJECT, "transient-503=3")) as flaky:
+        started, summary = run(healthy(flaky), users=1, threads_per_user=8)
         assert summary.by_status.get(503, 0) >= 10
         assert (summary.threads_archived, summary.consolidated, summary.renames) == (8, 8, 2)
         assert summary.preferences_saved > 0
@@ -159,8 +120,8 @@ def test_5xx_answers_are_counted_and_the_traffic_goes_on() -> None:
 
 
 def test_failed_consolidations_are_reported_once_the_deadline_passes() -> None:
-    with LocalStack(stack_config("consolidation-fails-some=0.25")) as failing:
-        started, summary = run(ready(failing), users=2, threads_per_user=4, deadline=4.0)
+    with LocalStack(reference_stack_config(PROJECT, "consolidation-fails-some=0.25")) as failing:
+        started, summary = run(healthy(failing), users=2, threads_per_user=4, deadline=4.0)
         assert summary.threads_archived == 8 and summary.consolidated == 6
         assert 4.0 <= summary.elapsed < 8.0
         failed = wait_until(
@@ -198,7 +159,7 @@ def test_an_unreachable_service_is_one_clear_error() -> None:
 
 
 def test_local_up_with_traffic_prints_the_summary_before_ready() -> None:
-    from test_local_up import local_up
+    from helpers.local_up import local_up
 
     up = local_up("--traffic")
     try:

@@ -28,7 +28,6 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
 from cloudrun_smoke.config.environment import load_config
-from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.gcp.cpu_allocation import RequestSpan, request_span, starvation_diagnosis
 from cloudrun_smoke.gcp.discovery import cpu_idle_of, discover
@@ -38,20 +37,13 @@ from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.local.up import config_from, register
 from cloudrun_smoke.local.watchdog import _kill_groups
 from cloudrun_smoke.waiting import wait_until
-from helpers.paths import ROOT, TINY
+from helpers.paths import ROOT
+from helpers.stacks import stack_environment, tiny_stack_config
 
 
 def stack_config(cpu_idle: bool, boost: bool = False) -> LocalStackConfig:
-    return LocalStackConfig(
-        project="cpu-test",
-        service="tiny",
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1", cpu_idle=cpu_idle, startup_cpu_boost=boost),
-        ingestion_delay=0.0,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
-    )
+    spec = RevisionSpec(image="local/tiny:1", cpu_idle=cpu_idle, startup_cpu_boost=boost)
+    return tiny_stack_config("cpu-test", spec=spec, ingestion_delay=0.0)
 
 
 def state(pid: int | None) -> str:
@@ -105,14 +97,7 @@ def test_the_admin_api_and_discovery_report_cpu_idle(idle_stack: LocalStack) -> 
     service = services.get_service(name=idle_stack.service.resource_name)
     resources = service.template.containers[0].resources
     assert (resources.cpu_idle, resources.startup_cpu_boost) == (True, True)
-    env = Environment(
-        name="t",
-        source="t",
-        project="cpu-test",
-        region="us-central1",
-        service="tiny",
-        run_api_endpoint=idle_stack.run_api_endpoint,
-    )
+    env = stack_environment(idle_stack, "t")
     target = discover(env, services, revisions)
     assert (target.cpu_idle, target.startup_cpu_boost) == (True, True)
 

@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from test_local_stack import TINY, config
 
 from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.config.validators import IDLE_TIMEOUT_FLOOR_S
@@ -25,6 +24,8 @@ from cloudrun_smoke.local.run_model import TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import wait_until
+from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 DEADLINE = 20.0  # seconds: SIGTERM, the 10 s grace period at most, and a loaded machine
 
@@ -41,7 +42,7 @@ def ended(stack: LocalStack, revision: str) -> list[int]:
 
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(config()) as stack:
+    with LocalStack(tiny_stack_config("stack-test")) as stack:
         yield stack
 
 
@@ -75,7 +76,7 @@ def test_a_tagged_revision_at_zero_percent_keeps_its_instances_and_its_tag_url(s
 
 
 def test_idle_instances_scale_in_down_to_min_instances_and_start_again_on_request() -> None:
-    cfg = config(idle_timeout=1.0)
+    cfg = tiny_stack_config("stack-test", idle_timeout=1.0)
     cfg = cfg.model_copy(update={"spec": replace(cfg.spec, min_instances=0)})
     with LocalStack(cfg) as stack:
         revision = stack.serving_revision
@@ -107,7 +108,7 @@ DEAF = (
 
 
 def test_an_instance_that_ignores_sigterm_is_killed_after_the_grace_period() -> None:
-    with LocalStack(config(DEAF, shutdown_grace=1.0)) as stack:
+    with LocalStack(tiny_stack_config("stack-test", service_cmd=DEAF, shutdown_grace=1.0)) as stack:
         first = stack.serving_revision
         assert first is not None
         stack.deploy(TINY, stack.config.spec)

@@ -13,14 +13,15 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.config.schema import Environment
-from cloudrun_smoke.gcp.clients import reading_client_class, run_clients
+from cloudrun_smoke.gcp.clients import run_clients
 from cloudrun_smoke.gcp.discovery import Target, discover
 from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
-from helpers.paths import ROOT, TINY
+from helpers.log_entries import logging_client
+from helpers.paths import ROOT
+from helpers.stacks import stack_environment, tiny_stack_config
 
 SPEC = RevisionSpec(
     image="europe-docker.pkg.dev/p/r/tiny:1.2.3",
@@ -32,42 +33,18 @@ SPEC = RevisionSpec(
 
 @contextmanager
 def stack_with(*faults: str, **overrides: object) -> Iterator[LocalStack]:
-    settings: dict[str, object] = {
-        "project": "fault-test",
-        "service": "tiny",
-        "service_cmd": TINY,
-        "spec": SPEC,
-        "ingestion_delay": 0.05,
-        "ingestion_jitter": 0.0,
-        "startup_timeout": 10.0,
-        "read_quota_per_minute": None,
-        "reconcile_delay": 0.0,
-        "faults": faults,
-    }
-    settings.update(overrides)
-    with LocalStack(LocalStackConfig(**settings)) as stack:  # type: ignore[arg-type]
+    settings: dict[str, object] = {"spec": SPEC, "reconcile_delay": 0.0, "faults": faults}
+    with LocalStack(tiny_stack_config("fault-test", **{**settings, **overrides})) as stack:
         yield stack
 
 
 def target_of(stack: LocalStack) -> Target:
-    env = Environment(
-        name="local",
-        source="test",
-        project="fault-test",
-        region="us-central1",
-        service="tiny",
-        run_api_endpoint=stack.run_api_endpoint,
-    )
+    env = stack_environment(stack)
     return discover(env, *run_clients(env, AnonymousCredentials()), reconcile_timeout=5)  # type: ignore[no-untyped-call]
 
 
 def logs(stack: LocalStack):  # type: ignore[no-untyped-def]
-    return reading_client_class()(
-        project="fault-test",
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    return logging_client(stack.logging_api_endpoint, "fault-test")
 
 
 def test_a_healthy_stack_passes_every_deployment_expectation() -> None:

@@ -11,11 +11,11 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from cloudrun_smoke.gcp.clients import reading_client_class
-from cloudrun_smoke.local.run_model import RevisionSpec
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import logging_client
 from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 PROJECT = "front-test"
 SERVICE = f"projects/{PROJECT}/locations/us-central1/services/tiny"
@@ -24,20 +24,7 @@ REQUESTS = f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        project=PROJECT,
-        service="tiny",
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1"),
-        ingestion_delay=0.05,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
-        instances=2,
-        candidate_cmd=TINY,
-        tag="canary",
-        reconcile_delay=0.05,
-    )
+    config = tiny_stack_config(PROJECT, instances=2, candidate_cmd=TINY, tag="canary", reconcile_delay=0.05)
     with LocalStack(config) as stack:
         yield stack
 
@@ -51,12 +38,7 @@ def services_client(stack: LocalStack) -> run_v2.ServicesClient:
 
 
 def entries(stack: LocalStack, filter_: str, count: int = 1) -> list:
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    client = logging_client(stack.logging_api_endpoint, PROJECT)
     return wait_until(
         lambda: found if len(found := list(client.list_entries(filter_=filter_))) >= count else None,
         timeout=10,

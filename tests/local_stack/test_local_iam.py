@@ -19,13 +19,13 @@ import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.gcp.iam import explain, is_refusal
 from cloudrun_smoke.local.iam import sign_id_token
-from cloudrun_smoke.local.run_model import RevisionSpec
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import logging_client
 from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 PROJECT = "iam-test"
 INVOKER = "smoke@iam-test.iam.gserviceaccount.com"
@@ -36,15 +36,8 @@ CUSTOM = "https://api.example.com"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        project=PROJECT,
-        service="tiny",
-        service_cmd=TINY,
-        spec=RevisionSpec(image="local/tiny:1"),
-        ingestion_delay=0.05,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
+    config = tiny_stack_config(
+        PROJECT,
         candidate_cmd=TINY,
         tag="canary",
         reconcile_delay=0.05,
@@ -74,12 +67,7 @@ def test_no_token_is_403_with_googles_page_and_log_line(stack: LocalStack) -> No
     assert (
         "Your client does not have permission to get URL <code>/who</code> from this server." in response.text
     )
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    client = logging_client(stack.logging_api_endpoint, PROJECT)
     logged = wait_until(
         lambda: (
             [

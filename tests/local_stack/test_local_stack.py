@@ -12,31 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import logging_client
 from helpers.paths import TINY
 from helpers.processes import alive
+from helpers.stacks import tiny_stack_config
 
 
 def config(command: str = TINY, **overrides: object) -> LocalStackConfig:
-    settings: dict[str, object] = {
-        "project": "stack-test",
-        "service": "tiny",
-        "service_cmd": command,
-        "spec": RevisionSpec(image="local/tiny:1", env={"GREETING": "bonjour"}),
-        "ingestion_delay": 0.2,
-        "ingestion_jitter": 0.0,
-        "startup_timeout": 10.0,
-        "read_quota_per_minute": None,
-    }
-    settings.update(overrides)
-    return LocalStackConfig(**settings)  # type: ignore[arg-type]
+    spec = RevisionSpec(image="local/tiny:1", env={"GREETING": "bonjour"})
+    settings: dict[str, object] = {"service_cmd": command, "spec": spec, "ingestion_delay": 0.2}
+    return tiny_stack_config("stack-test", **{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +37,7 @@ def stack() -> Iterator[LocalStack]:
 
 
 def logs(stack: LocalStack) -> cloud_logging.Client:
-    return reading_client_class()(
-        project="stack-test",
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    return logging_client(stack.logging_api_endpoint, "stack-test")
 
 
 def wait_for_entries(stack: LocalStack, filter_: str, count: int = 1) -> list[cloud_logging.entries.LogEntry]:

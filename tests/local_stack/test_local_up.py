@@ -3,76 +3,19 @@ through the Logging client, and no process left behind however it ends."""
 
 from __future__ import annotations
 
-import queue
 import re
 import signal
 import subprocess
-import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.waiting import wait_until
-from helpers.paths import ROOT, TINY_SERVICE
+from helpers.local_up import CLI, local_up
+from helpers.log_entries import logging_client
+from helpers.paths import ROOT, TINY
 from helpers.processes import alive
-
-TINY = f"python {TINY_SERVICE}"
-CLI = [sys.executable, "-m", "cloudrun_smoke.cli"]
-
-
-@dataclass
-class Up:
-    process: subprocess.Popen[str]
-    banner: str
-    lines: queue.Queue[str]
-
-    def field(self, label: str) -> str:
-        match = re.search(rf"^\s+{re.escape(label)}\s+(\S+)$", self.banner, re.M)
-        assert match, f"{label!r} not in:\n{self.banner}"
-        return match.group(1)
-
-    @property
-    def pids(self) -> list[int]:
-        return [int(p) for p in re.findall(r"^\s+instance \w+ pid (\d+)$", self.banner, re.M)]
-
-
-def local_up(*args: str) -> Up:
-    process = subprocess.Popen(
-        [*CLI, "local", "up", "--ingestion-delay", "0.05", "--ingestion-jitter", "0", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    banner: list[str] = []
-
-    def ready() -> bool | None:
-        while True:
-            try:
-                line = lines.get_nowait()
-            except queue.Empty:
-                return None
-            banner.append(line)
-            if line == "" or line.startswith("ready:"):
-                return True
-
-    wait_until(ready, timeout=30, what="`local up` to print its endpoints", interval=0.05)
-    assert banner[-1].startswith("ready:"), "".join(banner)
-    return Up(process, "".join(banner), lines)
 
 
 def test_local_up_prints_every_url_and_each_answers_and_logs(tmp_path: Path) -> None:
@@ -93,12 +36,7 @@ def test_local_up_prints_every_url_and_each_answers_and_logs(tmp_path: Path) -> 
             "": "",
             "canary": tag_url,
         }
-        logs = reading_client_class()(
-            project="smoke-local",
-            credentials=AnonymousCredentials(),
-            _use_grpc=False,
-            client_options={"api_endpoint": logging_api},
-        )
+        logs = logging_client(logging_api, "smoke-local")
         request_log = 'logName="projects/smoke-local/logs/run.googleapis.com%2Frequests"'
         found = wait_until(
             lambda: got if len(got := list(logs.list_entries(filter_=request_log))) >= 2 else None,

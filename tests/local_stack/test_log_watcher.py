@@ -5,56 +5,30 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import timedelta
 from itertools import pairwise
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
 from cloudrun_smoke.logs.expectations import LogExpectationFailed
 from cloudrun_smoke.logs.pacing import ReadPacer
-from cloudrun_smoke.logs.source import CloudLoggingSource
 from cloudrun_smoke.logs.watcher import LogWatcher
-from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import REVISION_FILTER, emit_stderr, watcher_on
 
 PROJECT = "watcher-test"
-BASE_FILTER = 'resource.type="cloud_run_revision" AND resource.labels.service_name="svc"'
+BASE_FILTER = REVISION_FILTER
 
 
 def watcher_for(server: JsonApiServer, budget: int = 240, **kwargs: object) -> LogWatcher:
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": server.endpoint},
-    )
-    return LogWatcher(
-        CloudLoggingSource(client, PROJECT),
-        BASE_FILTER,
-        utcnow() - timedelta(seconds=30),
-        budget_per_minute=budget,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return watcher_on(server.endpoint, PROJECT, BASE_FILTER, budget, **kwargs)
 
 
 def emit(api: LoggingApi, text: str, *, visible_in: float = 0.0, stamped_ago: float = 0.0) -> None:
     """Write a Cloud Run stderr line that becomes visible ``visible_in`` seconds from now."""
     api.ingestion = Ingestion(delay=visible_in)
-    api.ingest(
-        {
-            "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Fstderr",
-            "resource": {
-                "type": "cloud_run_revision",
-                "labels": {"service_name": "svc", "revision_name": "r1"},
-            },
-            "textPayload": text,
-            "timestamp": format_rfc3339(utcnow() - timedelta(seconds=stamped_ago)),
-        }
-    )
+    emit_stderr(api, PROJECT, text, stamped_ago=stamped_ago)
 
 
 ENQUEUED = "2026-11-25 10:00:00,000 INFO [x] [Thread Archiving] Consolidation enqueued for thread {}"

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from google.api_core import exceptions as gexc
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from helpers.log_entries import logging_client
 from helpers.log_filter_cases import CASES, ENTRIES
 from helpers.log_filter_cases import PROJECT as CASES_PROJECT
 
@@ -34,12 +33,7 @@ def serve(api: LoggingApi) -> JsonApiServer:
 
 
 def client_for(endpoint: str, project: str = PROJECT) -> cloud_logging.Client:
-    return reading_client_class()(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": endpoint},
-    )
+    return logging_client(endpoint, project)
 
 
 def with_project(entry: dict, project: str = PROJECT) -> dict:

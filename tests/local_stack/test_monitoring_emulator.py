@@ -18,18 +18,18 @@ import httpx
 import pytest
 from google.api import metric_pb2
 from google.api_core import exceptions as gexc
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local import faults as F
 from cloudrun_smoke.local.run_model import RevisionSpec
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.local.up import describe
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import logging_client
 from helpers.paths import TINY
+from helpers.stacks import tiny_stack_config
 
 PROJECT = "monitoring-test"
 COUNT = "run.googleapis.com/request_count"
@@ -45,19 +45,11 @@ Client = monitoring_v3.MetricServiceClient
 
 def config(**overrides: object) -> LocalStackConfig:
     settings: dict[str, object] = {
-        "project": PROJECT,
-        "service": "tiny",
-        "service_cmd": TINY,
         "spec": RevisionSpec(image="local/tiny:1", memory="512Mi", cpu="1"),
-        "ingestion_delay": 0.05,
-        "ingestion_jitter": 0.0,
-        "startup_timeout": 10.0,
-        "read_quota_per_minute": None,
         "metrics_period": 0.5,
         "min_alignment_period": 1.0,  # windows of seconds: Google's 60 s minimum allowed explicitly
     }
-    settings.update(overrides)
-    return LocalStackConfig(**settings)  # type: ignore[arg-type]
+    return tiny_stack_config(PROJECT, **{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -457,12 +449,7 @@ def test_5xx_burst_is_a_tenth_of_answers_in_metrics_and_request_logs() -> None:
             group_by=["metric.label.response_code_class"],
         )
         assert totals(by_class, "response_code_class") == {"2xx": 180, "5xx": 20}
-        logs = reading_client_class()(
-            project=PROJECT,
-            credentials=AnonymousCredentials(),
-            _use_grpc=False,
-            client_options={"api_endpoint": stack.logging_api_endpoint},
-        )
+        logs = logging_client(stack.logging_api_endpoint, PROJECT)
         requests_log = f"projects/{PROJECT}/logs/run.googleapis.com%2Frequests"
         errors = wait_until(
             lambda: (

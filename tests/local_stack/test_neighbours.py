@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from test_background_traffic import app_lines, ready, stack_config
 
 from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.errors import ConfigError
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import LoggingApi
 from cloudrun_smoke.local.neighbours import Neighbours
@@ -28,15 +25,14 @@ from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.local.traffic import TrafficError
 from cloudrun_smoke.logs.expectations import LogExpectationFailed
 from cloudrun_smoke.logs.lines import LogMatch, names_nobody
-from cloudrun_smoke.logs.source import CloudLoggingSource
 from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.report.verdict import markdown_summary
-from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 from cloudrun_smoke.waiting import wait_until
+from helpers.log_entries import emit_stderr, watcher_on
 from helpers.smoke_runs import ROOT
+from helpers.stacks import app_lines, healthy, reference_stack_config
 
 PROJECT = "neighbours-test"
-BASE_FILTER = 'resource.type="cloud_run_revision" AND resource.labels.service_name="svc"'
 PREFIX = "2026-12-04 10:00:00,000"
 UPSERT_FAILED = f"{PREFIX} ERROR [prefs] Vectorisation préférences impossible: Expected IDs to be unique"
 TASK_FAILED = f"{PREFIX} ERROR [tasks] Task consolidate_thread failed: Expecting value: line 1 column 1"
@@ -47,34 +43,13 @@ ENQUEUED = f"{PREFIX} INFO [threads] [Thread Archiving] Consolidation enqueued f
 
 @pytest.fixture
 def watcher(api: tuple[LoggingApi, JsonApiServer]) -> Iterator[LogWatcher]:
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": api[1].endpoint},
-    )
-    watcher = LogWatcher(
-        CloudLoggingSource(client, PROJECT),
-        BASE_FILTER,
-        utcnow() - timedelta(seconds=30),
-        budget_per_minute=240,
-    )
+    watcher = watcher_on(api[1].endpoint, PROJECT)
     yield watcher
     watcher.close()
 
 
 def emit(api: LoggingApi, text: str) -> None:
-    api.ingest(
-        {
-            "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Fstderr",
-            "resource": {
-                "type": "cloud_run_revision",
-                "labels": {"service_name": "svc", "revision_name": "r1"},
-            },
-            "textPayload": text,
-            "timestamp": format_rfc3339(utcnow()),
-        }
-    )
+    emit_stderr(api, PROJECT, text)
 
 
 def test_a_failure_line_that_names_nobody_does_not_end_a_wait(api: tuple, watcher: LogWatcher) -> None:
@@ -120,8 +95,8 @@ def test_names_nobody_is_about_thread_and_user_fields(watcher: LogWatcher) -> No
 # -- the neighbours: real users of the reference service, during the run ---------------------------------
 def test_neighbours_log_every_form_successes_and_failures_at_several_lines_a_second() -> None:
     rate = 4.0
-    with LocalStack(stack_config("neighbours-fail")) as stack:
-        ready(stack)
+    with LocalStack(reference_stack_config("traffic-test", "neighbours-fail")) as stack:
+        healthy(stack)
         started = datetime.now(UTC)
         with Neighbours(stack.service_url, rate) as neighbours:
             wait_until(

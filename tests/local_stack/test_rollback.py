@@ -18,16 +18,16 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
 from cloudrun_smoke import cli
-from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp import traffic
 from cloudrun_smoke.gcp.clients import run_clients
 from cloudrun_smoke.local.run_model import Revision, RevisionSpec, TrafficTarget
-from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
+from cloudrun_smoke.local.stack import LocalStack
 from cloudrun_smoke.release.apply import apply_rollback
 from cloudrun_smoke.release.command import EXIT_DONE, EXIT_FAILED, EXIT_PLAN_ONLY, EXIT_USAGE
 from cloudrun_smoke.release.plan import RollbackRefused, plan_rollback
 from helpers.paths import TINY
+from helpers.stacks import stack_environment, tiny_stack_config
 
 PROJECT, REGION, SERVICE = "rollback-test", "us-central1", "tiny"
 SECRET = "hunter2-value-of-an-env-var"
@@ -40,14 +40,7 @@ class Deployed:
 
     def __init__(self, stack: LocalStack, old: str, new: str) -> None:
         self.stack, self.old, self.new = stack, old, new
-        self.env = Environment(
-            name="local-test",
-            source="test",
-            project=PROJECT,
-            region=REGION,
-            service=SERVICE,
-            run_api_endpoint=stack.run_api_endpoint,
-        )
+        self.env = stack_environment(stack, "local-test")
         self.services, self.revisions = run_clients(self.env, AnonymousCredentials())
 
     def traffic(self) -> list[tuple[str, int, str]]:
@@ -64,16 +57,12 @@ class Deployed:
 
 
 def two_revisions(reconcile_delay: float = 0.2) -> Iterator[Deployed]:
-    config = LocalStackConfig(
-        project=PROJECT,
+    config = tiny_stack_config(
+        PROJECT,
         region=REGION,
         service=SERVICE,
-        service_cmd=TINY,
         spec=SPEC,
         ingestion_delay=0.0,
-        ingestion_jitter=0.0,
-        startup_timeout=10.0,
-        read_quota_per_minute=None,
         reconcile_delay=reconcile_delay,
     )
     with LocalStack(config) as stack:

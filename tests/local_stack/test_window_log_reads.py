@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
 from cloudrun_smoke.errors import SmokeError
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_router import RevisionResource
 from cloudrun_smoke.local.log_store import LogStore
@@ -21,6 +19,7 @@ from cloudrun_smoke.logs.patterns import CATALOGUE
 from cloudrun_smoke.timeutil import format_rfc3339
 from cloudrun_smoke.window.logs import WindowLogReader
 from cloudrun_smoke.window.period import Window
+from helpers.log_entries import logging_client
 
 PROJECT, SERVICE, REGION = "p", "svc", "us-central1"
 RESOURCE = RevisionResource(PROJECT, REGION, SERVICE, "svc-00001-abc", SERVICE).monitored_resource()
@@ -94,12 +93,7 @@ def server(api: LoggingApi) -> Iterator[JsonApiServer]:
 
 
 def reader(endpoint: str, max_pages: int = 10, pacer: ReadPacer | None = None) -> WindowLogReader:
-    client = reading_client_class()(
-        project=PROJECT,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": endpoint},
-    )
+    client = logging_client(endpoint, PROJECT)
     return WindowLogReader(
         client,
         project=PROJECT,

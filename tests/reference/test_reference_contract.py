@@ -7,46 +7,26 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from test_reference_service import (
-    Service,
-    add_messages,
-    archive,
-    archive_and_wait_consolidated,
-    create_thread,
-    running_service,
-)
 
 from emergence_reference.embedding import HashedBagOfWords
 from emergence_reference.preferences import COLLECTION, document_id, extract_preferences
 from emergence_reference.vectors import CHROMA_DIRNAME
-
-PREFERENCE = "I prefer dark mode and I want concise answers in French."
-SAVED = r"(?P<n>\d+) items ajoutés/mis à jour dans 'memory_preferences'\.$"
-VECTORISED = r"(?P<n>\d+) préférences/intentions vectorisées\.$"
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with running_service(tmp_path_factory.mktemp("contract") / "data") as svc:
-        yield svc
-
-
-@pytest.fixture
-def user() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
-
-
-def batch(client: httpx.Client, **body: Any) -> dict[str, Any]:
-    response = client.post("/api/memory/consolidate-archived", json=body)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
+from helpers.reference import (
+    PREFERENCE,
+    SAVED,
+    VECTORISED,
+    Service,
+    add_messages,
+    archive,
+    archive_and_wait_consolidated,
+    batch,
+    create_thread,
+    running_service,
+)
 
 
 def chroma_documents(data_dir: Path, where: dict[str, Any] | None = None) -> dict[str, Any]:

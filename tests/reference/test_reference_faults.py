@@ -18,11 +18,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_reference_contract import PREFERENCE, VECTORISED, batch
-from test_reference_service import (
+
+from emergence_reference.faults import REGISTRY, SWITCHES, FaultSet, UnknownFaultError
+from helpers.reference import (
+    PREFERENCE,
+    VECTORISED,
     Service,
     add_messages,
     archive,
+    batch,
     consolidated,
     consolidating,
     create_thread,
@@ -31,18 +35,11 @@ from test_reference_service import (
     stop,
 )
 
-from emergence_reference.faults import REGISTRY, SWITCHES, FaultSet, UnknownFaultError
-
 ERROR_CONSOLIDATION = r" ERROR \[[\w.]+\] Erreur consolidation thread {}: "
 
 
 def stamp(line: str) -> datetime:
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
-
-
-@pytest.fixture
-def user() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -495,7 +492,7 @@ def test_sigterm_during_slow_start_exits_promptly(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from test_reference_service import free_port, service_env
+    from helpers.reference import free_port, service_env
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "emergence_reference", "--fault", "slow-start=30"],

@@ -21,14 +21,15 @@ from pathlib import Path
 import chromadb
 import httpx
 import pytest
-from test_local_up import TINY, local_up
 
 from cloudrun_smoke.config.environment import load_config
 from cloudrun_smoke.errors import ConfigError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.waiting import wait_until
+from helpers.local_up import local_up
+from helpers.paths import TINY
 from helpers.processes import alive
-from helpers.smoke_runs import ROOT, run_smoke
+from helpers.smoke_runs import ROOT, run_local, run_smoke
 
 BYPASS = {"x-dev-bypass": "1", "x-user-id": "shared-state-user"}
 REQUEST_LOG = "run.googleapis.com%2Frequests"
@@ -190,7 +191,7 @@ def test_half_shared_state_fails_the_deployment_check(tmp_path: Path) -> None:
             "[env.local.stack.env]\n", '[env.local.stack.env]\nDATABASE_URL = "sqlite:///shared.db"\n', 1
         )
     )
-    run = run_smoke(tmp_path, "--env", "local", f"--smoke-config={config}", "-k", "state_is_shared")
+    run = run_local(tmp_path, config, "-k", "state_is_shared")
     check = "test_deployment.py::test_state_is_shared_when_several_instances_may_serve"
     assert run.outcomes == {check: "failure"}, run.output
     message = run.messages[check]

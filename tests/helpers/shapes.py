@@ -1,7 +1,7 @@
 """Conformance fixtures and the shape comparison of an emulator's answer with Google's.
 
-A fixture is ``fixtures/NAME.json``: ``{"source": "<the public document or example it follows>",
-"payload": {...}}``, the payload in the REST/JSON form (camelCase, int64 as strings, enums as names,
+A fixture is ``tests/conformance/fixtures/NAME.json``: ``{"source": "<the public document or example it
+follows>", "payload": {...}}``, the payload in the REST/JSON form (camelCase, int64 as strings, enums as names,
 proto3 defaults omitted). :func:`assert_same_shape` compares field names, JSON types and nesting, not
 values: names, ids and timestamps legitimately differ.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "conformance" / "fixtures"
 
 # Maps whose keys are data, not schema (an entry's own labels, the service's JSON, resource limits):
 # only their values' types are compared. A monitored resource's or a metric's labels are schema.

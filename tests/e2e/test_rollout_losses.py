@@ -14,12 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from test_reference_stack import HEADERS, archive_through_front_end, stack_config
-from test_window_e2e import run_window
 
 from cloudrun_smoke.config.environment import load_config
-from cloudrun_smoke.gcp.clients import reading_client_class
 from cloudrun_smoke.local.run_model import TrafficTarget
 from cloudrun_smoke.local.stack import LocalStack, stack_for
 from cloudrun_smoke.logs.lines import LogLine
@@ -30,7 +26,9 @@ from cloudrun_smoke.waiting import wait_until
 from cloudrun_smoke.window.consolidations import SHUTDOWN_GRACE, ConsolidationStats, consolidation_stats
 from cloudrun_smoke.window.logs import WindowLogReader
 from cloudrun_smoke.window.period import Window
-from helpers.smoke_runs import ROOT
+from helpers.log_entries import logging_client
+from helpers.smoke_runs import ROOT, run_window
+from helpers.stacks import HEADERS, archive_through_front_end, reference_stack_config
 
 # One worker, 2 s before each consolidation starts: three archives keep the queue busy for 6 s.
 COMMAND = "python -m emergence_reference --workers 1"
@@ -38,12 +36,7 @@ QUEUED = 3
 
 
 def window_stats(stack: LocalStack, start: datetime) -> tuple[ConsolidationStats, list[LogLine]]:
-    client = reading_client_class()(
-        project=stack.config.project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": stack.logging_api_endpoint},
-    )
+    client = logging_client(stack.logging_api_endpoint, stack.config.project)
     end = utcnow()
     cfg = stack.config
     reader = WindowLogReader(
@@ -76,7 +69,7 @@ def after_the_grace_period(stack: LocalStack, start: datetime, old: str) -> Cons
 
 @pytest.mark.parametrize("variant", ["shutdown-drops-queue", "shutdown-drains"])
 def test_a_rollout_during_the_window(variant: str) -> None:
-    cfg = stack_config("queue-slow=2", variant)
+    cfg = reference_stack_config("reference-stack", "queue-slow=2", variant)
     with LocalStack(cfg.model_copy(update={"service_cmd": COMMAND})) as stack:
         old, queued, stats = rollout(stack)
         assert [s.instance_id for s in stack.shutdowns] == [old]

@@ -2,7 +2,7 @@
 
 A check that no fault makes fail may be unable to fail at all: the batch's log-line check passed against
 a service whose line was off by one, until a fault asked it to fail. Each check of smoke/ must be the
-`failing` check of a row of CATALOGUE (tests/e2e/test_fault_catalogue.py), or be proven by a test of its own
+`failing` check of a row of CATALOGUE (tests/helpers/catalogue.py, run by tests/e2e/test_fault_catalogue.py), or be proven by a test of its own
 listed in PROVEN_ELSEWHERE. The window checks (smoke/test_window.py) have their own list, in
 tests/e2e/test_window_e2e.py::test_every_window_check_is_proven_by_a_fault.
 """
@@ -13,8 +13,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-from test_fault_catalogue import CATALOGUE
-
+from helpers.catalogue import CATALOGUE
 from helpers.paths import ROOT
 
 SMOKE = ROOT / "smoke"
@@ -28,7 +27,7 @@ PROVEN_ELSEWHERE = {
     ),
     # needs a revision that sets DATABASE_URL without CHROMA_HOST
     "test_deployment.py::test_state_is_shared_when_several_instances_may_serve": (
-        "tests/local_stack/test_shared_state.py::test_half_shared_state_fails_the_deployment_check"
+        "tests/e2e/test_shared_state.py::test_half_shared_state_fails_the_deployment_check"
     ),
     # needs the preferences-in-stats variant and preferences_in_stats = true
     "test_preferences.py::test_preferences_are_visible_and_not_duplicated": (
@@ -69,7 +68,7 @@ def test_every_smoke_check_is_proven_by_a_fault() -> None:
         f"{len(missing)} smoke check(s) that no fault makes fail:\n"
         + "\n".join(f"    {check}" for check in missing)
         + "\nGive each a fault (src/emergence_reference/faults.py and docs/faults.md) and a row of "
-        "CATALOGUE in tests/e2e/test_fault_catalogue.py with the check as `failing`; or, when a test of its "
+        "CATALOGUE in tests/helpers/catalogue.py with the check as `failing`; or, when a test of its "
         "own proves it, an entry of PROVEN_ELSEWHERE here."
     )
 
