@@ -4,7 +4,8 @@ one, whose instance Cloud Run then shuts down (SIGTERM, SIGKILL 10 s later: cont
 
 Read back as the window checks read it (the real Logging client, the window's filter, the consolidation
 figures): with a service that drops its queue on SIGTERM the queued threads are lost, named with the
-instance; with one that drains its queue in the grace period nothing is lost.
+instance; with one that says so in a stop line, they are lost and named with that line; with one that
+drains its queue in the grace period nothing is lost.
 """
 
 from __future__ import annotations
@@ -67,9 +68,13 @@ def after_the_grace_period(stack: LocalStack, start: datetime, old: str) -> Cons
     return wait_until(probe, timeout=60, what="the new revision's lines past the grace period", interval=1)
 
 
-@pytest.mark.parametrize("variant", ["shutdown-drops-queue", "shutdown-drains"])
+@pytest.mark.parametrize("variant", ["shutdown-drops-queue", "logs-its-stop", "shutdown-drains"])
 def test_a_rollout_during_the_window(variant: str) -> None:
-    cfg = reference_stack_config("reference-stack", "queue-slow=2", variant)
+    """``logs-its-stop`` is the service as it is by default (and the public one): it drops its queue at
+    shutdown too, but says how many with ``[MemoryTaskQueue] Stopped N workers, M pending tasks dropped``,
+    which names the loss without waiting for the instance's silence."""
+    faults = ("queue-slow=2",) if variant == "logs-its-stop" else ("queue-slow=2", variant)
+    cfg = reference_stack_config("reference-stack", *faults)
     with LocalStack(cfg.model_copy(update={"service_cmd": COMMAND})) as stack:
         old, queued, stats = rollout(stack)
         assert [s.instance_id for s in stack.shutdowns] == [old]
@@ -81,6 +86,11 @@ def test_a_rollout_during_the_window(variant: str) -> None:
         assert f"instance {old} logged nothing after" in message
         assert all(t in message for t in lost) and "SIGTERM" in message
         assert stats.failed >= len(lost)
+    elif variant == "logs-its-stop":
+        assert lost and set(lost) <= set(queued), stats.attempts
+        message = stats.shutdown_losses()
+        assert f"instance {old} logged '[MemoryTaskQueue] Stopped 1 workers, " in message, message
+        assert all(t in message for t in lost) and "SIGTERM" in message
     else:
         assert (lost, stats.lost) == ([], 0)
         assert set(queued) <= stats.consolidated_threads

@@ -196,12 +196,12 @@ def test_local_up_cpu_idle_option() -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     base = ["up", "--env", "local"]
-    on = config_from(parser.parse_args([*base, "--cpu-idle"]))
+    on = config_from(parser.parse_args([*base, "--cpu-idle"])).stack
     assert on.spec.cpu_idle is True
     shipped = ["--smoke-config", str(ROOT / "smoke.toml")]
-    assert config_from(parser.parse_args([*base, *shipped])).spec.cpu_idle is False
-    assert config_from(parser.parse_args([*base, *shipped, "--cpu-idle"])).spec.cpu_idle is True
-    assert config_from(parser.parse_args([*base, *shipped, "--no-cpu-idle"])).spec.cpu_idle is False
+    assert config_from(parser.parse_args([*base, *shipped])).stack.spec.cpu_idle is False
+    assert config_from(parser.parse_args([*base, *shipped, "--cpu-idle"])).stack.spec.cpu_idle is True
+    assert config_from(parser.parse_args([*base, *shipped, "--no-cpu-idle"])).stack.spec.cpu_idle is False
 
 
 def test_the_watchdog_thaws_a_frozen_group_before_sigterm() -> None:

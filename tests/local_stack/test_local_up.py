@@ -3,6 +3,7 @@ through the Logging client, and no process left behind however it ends."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cloudrun_smoke.local.up import config_from, register
 from cloudrun_smoke.waiting import wait_until
 from helpers.local_up import CLI, local_up
 from helpers.log_entries import logging_client
@@ -103,6 +105,8 @@ def test_sigterm_stops_local_up_cleanly() -> None:
         (["--fault", "stack:nope"], "unknown stack fault 'stack:nope'"),
         (["--service-cmd", "/nonexistent/service"], "the revision did not start"),
         (["--instances", "0"], "--instances must be at least 1"),
+        (["--idle-timeout", "5"], "--idle-timeout: expected 0 (off) or at least 300 s, got 5.0"),
+        (["--neighbours", "-1"], "--neighbours must be >= 0, got -1"),
         (["--smoke-config", "/nonexistent/smoke.toml"], "no such file"),
     ],
 )
@@ -111,3 +115,44 @@ def test_local_up_errors_are_one_line_without_traceback(args: list[str], message
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_idle_timeout_and_neighbours_come_from_the_options_over_smoke_toml(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    toml = tmp_path / "smoke.toml"
+    toml.write_text(
+        '[env.local]\nproject = "p"\nregion = "r"\nservice = "s"\n'
+        "[env.local.stack]\nidle_timeout = 900\nneighbours = 2\n",
+        encoding="utf-8",
+    )
+    base = ["up", "--smoke-config", str(toml)]
+    from_file = config_from(parser.parse_args(base))
+    assert (from_file.stack.idle_timeout, from_file.neighbours) == (900.0, 2.0)
+    given = config_from(parser.parse_args([*base, "--idle-timeout", "0", "--neighbours", "0.5"]))
+    assert (given.stack.idle_timeout, given.neighbours) == (0.0, 0.5)
+
+
+def test_local_up_runs_neighbours_and_says_what_they_did() -> None:
+    up = local_up("--neighbours", "4")
+    try:
+        assert "neighbours: other users archive 4 thread(s) a second" in up.banner
+        logs = logging_client(up.field("Cloud Logging API"), "smoke-local")
+        archive = (
+            'logName="projects/smoke-local/logs/run.googleapis.com%2Frequests" '
+            'AND httpRequest.requestMethod="PATCH" AND httpRequest.status=200'
+        )
+        wait_until(
+            lambda: list(logs.list_entries(filter_=archive, page_size=1)) or None,
+            timeout=30,
+            what="a neighbour's archive in the request log",
+            interval=0.2,
+        )
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=30) == 0
+        rest = "".join(iter(up.lines.get, ""))
+        summary = re.search(r"neighbours: 3 other users archived (\d+) threads", rest)
+        assert summary and int(summary.group(1)) >= 1, rest
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()

@@ -138,6 +138,7 @@ def test_the_read_is_narrowed_to_the_literal_text_of_each_pattern() -> None:
     assert "Task consolidate_thread failed:" in terms
     assert "préférences/intentions vectorisées" in terms
     assert "ajoutés/mis à jour dans 'memory_preferences'" in terms
+    assert "[MemoryTaskQueue] Stopped" in terms
 
 
 def test_an_override_without_literal_text_reads_unnarrowed() -> None:
@@ -188,3 +189,35 @@ def test_a_quiet_instance_of_a_revision_that_still_serves_is_pending_not_lost() 
     assert (serving.lost, serving.pending, serving.shutdown_losses()) == (0, 1, "")
     moved_away = consolidation_stats(list(lines), CATALOGUE, end=END, grace=300.0, still_serving={"other"})
     assert (moved_away.lost, moved_away.pending) == (1, 0)
+
+
+def stopped(s: float, dropped: int, instance: str) -> LogLine:
+    return line(s, f"[MemoryTaskQueue] Stopped 1 workers, {dropped} pending tasks dropped", instance)
+
+
+def test_the_queues_own_stop_line_loses_what_its_instance_held_even_on_a_serving_revision() -> None:
+    """An instance that scaled in belongs to a revision that still serves: silence proves nothing there,
+    but the service's own stop line does. What its instance enqueued before it and never finished is
+    lost, named with the line; what another instance holds, or what came after, is not."""
+    lines = [
+        enqueued(570, "done", "gone"),
+        consolidated(571, "done", instance="gone"),
+        enqueued(572, "queued", "gone"),
+        enqueued(573, "elsewhere", "busy"),
+        stopped(574, 1, "gone"),
+        enqueued(575, "after", "gone"),  # not possible in practice; not the stop's to claim
+    ]
+    s = consolidation_stats(lines, CATALOGUE, end=END, grace=300.0, still_serving={"r"})
+    assert [a.thread_id for a in s.lost_with_instance] == ["queued"]
+    assert (s.lost, s.pending) == (1, 2)
+    message = s.shutdown_losses()
+    assert (
+        "instance gone logged '[MemoryTaskQueue] Stopped 1 workers, 1 pending tasks dropped' at 12:09:34 UTC"
+        in message
+    )
+    assert "thread(s) queued still queued" in message
+
+
+def test_a_stop_line_after_the_queue_drained_loses_nothing() -> None:
+    s = stats(enqueued(570, "a", "gone"), consolidated(573, "a", instance="gone"), stopped(574, 0, "gone"))
+    assert (s.lost, s.pending, s.shutdown_losses()) == (0, 0, "")

@@ -16,11 +16,13 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from cloudrun_smoke.config.environment import load_config
+from cloudrun_smoke.config.validators import IDLE_TIMEOUT_FLOOR_S, idle_timeout
 from cloudrun_smoke.errors import ConfigError, SmokeError
 from cloudrun_smoke.local.faults import STACK_FAULTS
+from cloudrun_smoke.local.neighbours import Neighbours
 from cloudrun_smoke.local.runner import RevisionInstance, RevisionStartError
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig, stack_for
 from cloudrun_smoke.local.traffic import run_background_traffic
@@ -59,6 +61,21 @@ def register(subparsers: Any) -> None:
         "Run's request-based billing (default: [env.NAME.stack] cpu_idle, else off)",
     )
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="shut an instance beyond min_instances down (SIGTERM, then SIGKILL after the grace period) "
+        "after this long without a request, as Cloud Run scales in; 0 or at least "
+        f"{IDLE_TIMEOUT_FLOOR_S:g} (default: [env.NAME.stack] idle_timeout, else off)",
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=float,
+        metavar="RATE",
+        help="other users archiving RATE threads a second beside whatever you run, as in production "
+        "(default: [env.NAME.stack] neighbours, else none)",
+    )
+    parser.add_argument(
         "--fault", action="append", default=[], metavar="NAME", help="a fault switch (repeatable)"
     )
     parser.add_argument(
@@ -69,21 +86,35 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def config_from(args: argparse.Namespace) -> LocalStackConfig:
+class UpSettings(NamedTuple):
+    """What ``local up`` starts: the stack, and other users' threads a second beside it (0: none)."""
+
+    stack: LocalStackConfig
+    neighbours: float
+
+
+def config_from(args: argparse.Namespace) -> UpSettings:
     path = args.smoke_config or Path("smoke.toml")
+    neighbours = 0.0
     if args.smoke_config is not None or path.exists():
         env = load_config(path).environment(args.env)
         if env.stack is None:
             raise ConfigError(f"{path}: [env.{args.env}] has no [env.{args.env}.stack] table")
         config = stack_for(env).config
+        neighbours = env.stack.neighbours
     else:
         config = LocalStackConfig()
     if args.instances is not None and args.instances < 1:
         raise SmokeError(f"--instances must be at least 1, got {args.instances}")
-    for name in ("ingestion_delay", "ingestion_jitter"):
+    for name in ("ingestion_delay", "ingestion_jitter", "neighbours"):
         value = getattr(args, name)
         if value is not None and value < 0:
             raise SmokeError(f"--{name.replace('_', '-')} must be >= 0, got {value:g}")
+    if args.idle_timeout is not None:
+        try:
+            idle_timeout(args.idle_timeout)
+        except ValueError as e:
+            raise SmokeError(f"--idle-timeout: {e}") from None
     if args.candidate_cmd and not args.tag:
         raise SmokeError("--candidate-cmd needs --tag NAME: the candidate gets no traffic, only a tag URL")
     if args.tag and not (args.candidate_cmd or config.candidate_cmd):
@@ -96,6 +127,7 @@ def config_from(args: argparse.Namespace) -> LocalStackConfig:
         "tag": args.tag,
         "ingestion_delay": args.ingestion_delay,
         "ingestion_jitter": args.ingestion_jitter,
+        "idle_timeout": args.idle_timeout,
         "faults": (*config.faults, *args.fault) if args.fault else None,
     }
     config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -108,7 +140,7 @@ def config_from(args: argparse.Namespace) -> LocalStackConfig:
                 ),
             }
         )
-    return config
+    return UpSettings(config, neighbours if args.neighbours is None else args.neighbours)
 
 
 def describe(stack: LocalStack) -> str:
@@ -178,7 +210,7 @@ def describe(stack: LocalStack) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = config_from(args)
+        config, neighbour_rate = config_from(args)
         stack = LocalStack(config)
     except ValueError as e:
         raise SmokeError(str(e)) from None
@@ -198,8 +230,12 @@ def run(args: argparse.Namespace) -> int:
         raise SmokeError(f"the revision did not start: {lines[0]} (last output: {last})") from None
     except OSError as e:
         raise SmokeError(f"the local stack did not start: {e}") from None
+    neighbours = Neighbours(stack.service_url, neighbour_rate) if neighbour_rate > 0 else None
     try:
         print(describe(stack), flush=True)
+        if neighbours is not None:
+            neighbours.start()
+            print(f"neighbours: other users archive {neighbour_rate:g} thread(s) a second", flush=True)
         if args.traffic:
             print(run_background_traffic(stack.service_url).describe(), flush=True)
         print("ready: press Ctrl-C to stop", flush=True)
@@ -207,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
             pass
         print("stopping the local stack", flush=True)
     finally:
+        if neighbours is not None:
+            print(neighbours.stop().describe(), flush=True)
         stack.close()
     return 0
 

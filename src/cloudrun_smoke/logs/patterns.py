@@ -123,6 +123,15 @@ CATALOGUE: Mapping[str, LogPattern] = {
             failure=True,
         ),
         _pattern(
+            "queue.stopped",
+            "the task queue stopped (the instance is shutting down), dropping what it still held",
+            Form(
+                r"\[MemoryTaskQueue\] Stopped (?P<workers>\d+) workers?, (?P<dropped>\d+) pending tasks? dropped",
+                "[MemoryTaskQueue] Stopped",
+                "[MemoryTaskQueue] Stopped 1 workers, 2 pending tasks dropped",
+            ),
+        ),
+        _pattern(
             "batch.processing",
             "the batch consolidation started",
             Form(

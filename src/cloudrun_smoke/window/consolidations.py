@@ -11,11 +11,14 @@ than the grace period and *lost* (a failure) after it. A failure to enqueue is a
 An attempt without an outcome is also lost, whatever its age, when its instance was shut down: Cloud Run
 stops an instance whose revision loses its traffic, or that scales in, with SIGTERM and SIGKILL 10 s later
 (container runtime contract, "Instance shutdown"), and what its in-memory queue held is gone. Cloud Run
-documents no log entry for that shutdown, so it is read from the lines themselves: the instance logged
-nothing after its last line while other instances logged for more than the grace period
-(:data:`SHUTDOWN_GRACE`) beyond it. Silence alone does not prove a shutdown (a quiet instance may be
-waiting on an LLM, or starved of CPU between requests), so the rule applies only to revisions that no
-longer serve: those in ``still_serving`` (traffic or a tag, from discovery) keep the grace period.
+documents no log entry for that shutdown, so it is read from the lines themselves. The service's own
+``[MemoryTaskQueue] Stopped N workers, M pending tasks dropped`` says it outright: what its instance
+enqueued before that line and never finished is lost, whichever revision it belongs to. Without that line
+(a process killed before it could log), the instance logged nothing after its last line while other
+instances logged for more than the grace period (:data:`SHUTDOWN_GRACE`) beyond it. Silence alone does
+not prove a shutdown (a quiet instance may be waiting on an LLM, or starved of CPU between requests), so
+that rule applies only to revisions that no longer serve: those in ``still_serving`` (traffic or a tag,
+from discovery) keep the grace period.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Attempt:
     error_at: datetime | None = None  # a failure line attributed to it
     task_failed: bool = False
     instance_silent_from: datetime | None = None  # lost with its instance: the instance's last line
+    stop_line: str = ""  # ... and the queue's own stop line, when the instance logged one
     revision: str = ""  # of the enqueue line
 
     @property
@@ -78,6 +82,12 @@ class ConsolidationStats:
             silent = attempts[0].instance_silent_from
             assert silent is not None
             threads = ", ".join(a.thread_id for a in attempts)
+            if attempts[0].stop_line:
+                parts.append(
+                    f"instance {instance} logged {attempts[0].stop_line!r} at {silent:%H:%M:%S} UTC (shut down: "
+                    f"traffic moved away or it scaled in) with thread(s) {threads} still queued"
+                )
+                continue
             parts.append(
                 f"instance {instance} logged nothing after {silent:%H:%M:%S} UTC while other instances went on "
                 f"(shut down: traffic moved away or it scaled in) with thread(s) {threads} still queued"
@@ -123,6 +133,11 @@ def _fields(p: LogPattern, line: LogLine) -> dict[str, str] | None:
     return p.match(line.text)
 
 
+def _matched(p: LogPattern, line: LogLine) -> str:
+    """The part of ``line`` that ``p`` matched (its text without the logger's prefix)."""
+    return next((m.group(0) for form in p.forms if (m := form.search(line.text))), line.text.strip())
+
+
 def _same_instance(a: str, b: str) -> bool:
     return not a or not b or a == b
 
@@ -143,6 +158,7 @@ def consolidation_stats(
     errors: list[tuple[str, LogLine]] = []
     finished: list[tuple[str, LogLine, int]] = []
     preference_forms: dict[int, int] = {}
+    stops: dict[str, LogLine] = {}  # instance -> its queue's first stop line
     p = catalogue
     for line in sorted(lines, key=lambda x: (x.timestamp, x.insert_id)):
         if (f := _fields(p["archive.enqueued"], line)) is not None:
@@ -157,6 +173,8 @@ def consolidation_stats(
             errors.append((f["thread_id"], line))
         elif _fields(p["queue.task_failed"], line) is not None:
             task_failures.append(line)
+        elif "queue.stopped" in p and _fields(p["queue.stopped"], line) is not None:
+            stops.setdefault(line.instance_id, line)
         elif (f := _fields(p["batch.thread_consolidated"], line)) is not None:
             batch_threads.add(f["thread_id"])
         elif (f := _fields(p["preferences.saved"], line)) is not None:
@@ -187,6 +205,12 @@ def consolidation_stats(
             continue
         if attempt.finished_at is not None:
             stats.consolidated_threads.add(attempt.thread_id)
+        elif (stop := stops.get(attempt.instance)) is not None and attempt.enqueued_at <= stop.timestamp:
+            attempt.instance_silent_from, attempt.stop_line = (
+                stop.timestamp,
+                _matched(p["queue.stopped"], stop),
+            )
+            stats.lost += 1
         elif attempt.revision not in still_serving and (stopped := _stopped_since(attempt, silent_from)):
             attempt.instance_silent_from = stopped
             stats.lost += 1

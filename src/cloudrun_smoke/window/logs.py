@@ -34,6 +34,7 @@ APP_PATTERNS = (
     "queue.consolidated",
     "consolidation.error",
     "queue.task_failed",
+    "queue.stopped",
     "batch.thread_consolidated",
     "preferences.saved",
 )
