@@ -91,3 +91,26 @@ def test_re_reads_while_the_404_has_not_surfaced_wait_their_turn_at_the_pacer(ap
         assert took < 6.0 + 1.0, f"the diagnosis took {took:.1f} s for a 6 s wait"
     finally:
         watcher.close()
+
+
+def test_a_429_ends_the_diagnosis_and_pauses_every_reader_of_the_budget(api: tuple) -> None:
+    """The diagnosis shares the run's quota: a 429 it meets pauses the watcher's next poll too (4 s after
+    the first 429 in a row), as a 429 of the watcher's own would."""
+    logging_api, server = api
+    logging_api.quota.throttle_for = 60.0
+    request_log(logging_api, "POST", 201, "instance-aaaaaaaaaaaaaaaa", TRACE)
+    pacer = ReadPacer(60)
+    throttled: list[bool] = []
+    text = diagnose_404(
+        client_for(server),
+        ENV,
+        THREAD,
+        TRACE,
+        wait=6.0,
+        pay_for_read=pacer.take_turn,
+        on_throttled=lambda: throttled.append(pacer.throttled(pacer.clock())),
+    )
+    assert text == "(request logs unavailable: TooManyRequests)"
+    assert throttled == [False] and pacer.throttled_in_a_row == 1
+    now = pacer.clock()
+    assert pacer.next_read(now) - now > 3.0, "the next reader waits out the pause"

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloudrun_smoke.config.schema import Environment
+from cloudrun_smoke.gcp.errors import is_throttled
 from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.pages import list_page
 from cloudrun_smoke.service.run import SmokeRun
@@ -76,6 +77,7 @@ def diagnose_404(
     *,
     pay_for_read: Callable[[float], bool],
     since: datetime | None = None,
+    on_throttled: Callable[[], object] = lambda: None,
 ) -> str:
     """Which instances served the requests about ``object_id``; empty when the logs cannot tell.
 
@@ -84,7 +86,8 @@ def diagnose_404(
     the run's one read pacer, like the watcher's polls and the window reads: ``pay_for_read(until)`` is
     the watcher's ``pay_for_read`` (which also counts the read as the run's) or the pacer's
     ``take_turn``; it waits out a 429 pause that another reader met. A 429 or any other error of its
-    own ends the diagnosis (it must never delay the failure it explains).
+    own ends the diagnosis (it must never delay the failure it explains); a 429 is also reported to
+    ``on_throttled`` (the pacer's ``throttled``), so that the run's other readers pause as after their own.
     """
     filter_ = request_log_filter(CloudRunScope.of(env), object_id, creation_trace, since)
     deadline = time.monotonic() + wait
@@ -105,6 +108,8 @@ def diagnose_404(
     except WaitTimeout:
         pass  # what surfaced by the deadline may tell anyway
     except Exception as e:  # a diagnosis must never hide the failure it explains
+        if is_throttled(e):
+            on_throttled()
         return f"(request logs unavailable: {type(e).__name__})"
     instances = sorted({r[0] for r in rows})
     if len(instances) < 2:
@@ -128,6 +133,7 @@ def explain_failure(
     *,
     pay_for_read: Callable[[float], bool],
     diagnosed: dict[str, str],
+    on_throttled: Callable[[], object] = lambda: None,
 ) -> str:
     """The per-instance explanation of a failure whose message names a thread this run created; a
     thread explained once (``diagnosed``: thread id -> check) is then only pointed to. Empty if none."""
@@ -146,5 +152,6 @@ def explain_failure(
                 created_by.get(thread_id, ""),
                 pay_for_read=pay_for_read,
                 since=run.started_at - timedelta(seconds=5),
+                on_throttled=on_throttled,
             )
     return ""

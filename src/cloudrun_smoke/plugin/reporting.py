@@ -90,6 +90,7 @@ def _per_instance_state(state: SmokeState, nodeid: str, message: str) -> str:
         state.env,
         pay_for_read=state.pay_for_read(),
         diagnosed=state.diagnosed,
+        on_throttled=state.read_throttled,
     )
 
 

@@ -60,6 +60,11 @@ class SmokeState:
             return self.watcher.pay_for_read
         return self.pacer().take_turn
 
+    def read_throttled(self) -> None:
+        """Another reader of the run's logs was answered 429: every reader pauses (the one 429 policy)."""
+        pacer = self.pacer()
+        pacer.throttled(pacer.clock())
+
 
 STATE_KEY = pytest.StashKey[SmokeState]()
 
