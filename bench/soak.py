@@ -1,13 +1,19 @@
-"""Soak: the full suite N times against a healthy revision under realistic jitter, to prove it never
-fails a healthy deploy.
+"""Soak: the full suite N times under realistic jitter, to prove it never fails a healthy deploy, or
+(with --expect-failure) that it always catches a broken one.
 
 Conditions (each run): per-entry ingestion delay uniform in 0.2–6 s, 10 % of Logging reads answered
 429 (`stack:flaky-logging`), plus the service's correct variants given with --service-faults (e.g. a
 transient 503 on 5 % of requests and a slow cold start). Reports runs, failures (with the failing
 checks) and the runs a retry rescued.
 
+With ``--expect-failure CHECK`` a run succeeds only when it exits 1 and CHECK (a substring of a node
+id) is among the failed checks: e.g. a second consolidation enqueued by archiving again, caught
+under heavy ingestion jitter (up to 8 s extra per entry):
+
     python bench/soak.py --runs 50
     python bench/soak.py --runs 3 --service-faults transient-503,slow-start
+    python bench/soak.py --runs 50 --stack-faults stack:heavy-jitter --service-faults rearchive-enqueues \\
+        --expect-failure test_archiving_again_enqueues_nothing
 """
 
 from __future__ import annotations
@@ -33,27 +39,36 @@ def main() -> int:
     parser.add_argument(
         "--service-faults", default="", help="correct variants of the service, comma-separated"
     )
+    parser.add_argument("--stack-faults", default="stack:flaky-logging", help="stack faults, comma-separated")
+    parser.add_argument(
+        "--expect-failure", default="", metavar="CHECK", help="each run must fail this check (and exit 1)"
+    )
     parser.add_argument("--log-deadline", type=float, default=45.0)
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
-    faults = ",".join(f for f in ["stack:flaky-logging", *args.service_faults.split(",")] if f)
+    faults = ",".join(f for f in [*args.stack_faults.split(","), *args.service_faults.split(",")] if f)
     results = []
     for i in range(args.runs):
         result = one_run(faults, args.log_deadline)
+        result["ok"] = _as_expected(result, args.expect_failure)
         results.append(result)
-        status = "ok" if result["exit"] == 0 else f"FAILED {result['failed']}"
+        status = (
+            "ok" if result["ok"] else f"NOT AS EXPECTED: exit {result['exit']}, failed {result['failed']}"
+        )
         print(
             f"run {i + 1}/{args.runs}: {status} in {result['wall_s']} s; http retries {result['http_retried']}; "
             f"log reads {result['reads']} (429: {result['throttled']})",
             flush=True,
         )
-    failures = [r for r in results if r["exit"] != 0]
-    rescued = sum(1 for r in results if r["exit"] == 0 and (r["http_retried"] or r["throttled"]))
+    failures = [r for r in results if not r["ok"]]
+    rescued = sum(1 for r in results if r["ok"] and (r["http_retried"] or r["throttled"]))
     summary = {
         "runs": len(results),
         "failures": len(failures),
         "rescued_by_retries": rescued,
         "faults": faults,
+        "expected_failure": args.expect_failure or None,
+        "wall_s_median": sorted(r["wall_s"] for r in results)[len(results) // 2] if results else None,
     }
     print(json.dumps(summary))
     for failure in failures:
@@ -61,6 +76,13 @@ def main() -> int:
     if args.output:
         args.output.write_text(json.dumps({"summary": summary, "runs": results}, indent=2) + "\n")
     return 1 if failures else 0
+
+
+def _as_expected(result: dict[str, Any], expected_failure: str) -> bool:
+    """A healthy run passes; with ``expected_failure``, the run fails (exit 1) on that check."""
+    if not expected_failure:
+        return bool(result["exit"] == 0)
+    return result["exit"] == 1 and any(expected_failure in nodeid for nodeid in result["failed"])
 
 
 if __name__ == "__main__":
