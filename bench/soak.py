@@ -25,6 +25,8 @@ from typing import Any
 
 from suite_run import run_suite
 
+from cloudrun_smoke import median
+
 
 def one_run(faults: str, deadline: float) -> dict[str, Any]:
     env = {"SMOKE_INGESTION_DELAY": "0.2", "SMOKE_INGESTION_JITTER": "5.8", "SMOKE_LOCAL_FAULTS": faults}
@@ -68,7 +70,7 @@ def main() -> int:
         "rescued_by_retries": rescued,
         "faults": faults,
         "expected_failure": args.expect_failure or None,
-        "wall_s_median": sorted(r["wall_s"] for r in results)[len(results) // 2] if results else None,
+        "wall_s_median": median([r["wall_s"] for r in results]) if results else None,
     }
     print(json.dumps(summary))
     for failure in failures:

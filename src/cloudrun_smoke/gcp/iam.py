@@ -43,7 +43,7 @@ def _claims(headers: Mapping[str, str]) -> tuple[str, dict[str, object] | None]:
         return name, None
     try:  # read, not verified: Cloud Run verified it, we only name its audience and identity
         claims = jwt.decode(value[7:].strip(), verify=False)
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError):  # binascii and JSON errors are ValueErrors
         return name, None
     return name, claims if isinstance(claims, dict) else None
 

@@ -31,12 +31,17 @@ class LogPattern:
     search: tuple[str, ...] = ()  # one literal per form, or () when unknown
     examples: tuple[str, ...] = ()  # one line per form
 
+    def _search(self, text: str) -> re.Match[str] | None:
+        return next((m for form in self.forms if (m := form.search(text))), None)
+
     def match(self, text: str) -> dict[str, str] | None:
-        for form in self.forms:
-            m = form.search(text)
-            if m:
-                return {k: v for k, v in m.groupdict().items() if v is not None}
-        return None
+        m = self._search(text)
+        return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+
+    def matched_text(self, text: str) -> str | None:
+        """The part of ``text`` a form matched (the line without its logger's prefix)."""
+        m = self._search(text)
+        return None if m is None else m.group(0)
 
     def describe(self) -> str:
         return " | ".join(f"/{f.pattern}/" for f in self.forms)

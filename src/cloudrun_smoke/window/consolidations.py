@@ -82,15 +82,14 @@ class ConsolidationStats:
             silent = attempts[0].instance_silent_from
             assert silent is not None
             threads = ", ".join(a.thread_id for a in attempts)
-            if attempts[0].stop_line:
-                parts.append(
-                    f"instance {instance} logged {attempts[0].stop_line!r} at {silent:%H:%M:%S} UTC (shut down: "
-                    f"traffic moved away or it scaled in) with thread(s) {threads} still queued"
-                )
-                continue
+            evidence = (
+                f"logged {attempts[0].stop_line!r} at {silent:%H:%M:%S} UTC"
+                if attempts[0].stop_line
+                else f"logged nothing after {silent:%H:%M:%S} UTC while other instances went on"
+            )
             parts.append(
-                f"instance {instance} logged nothing after {silent:%H:%M:%S} UTC while other instances went on "
-                f"(shut down: traffic moved away or it scaled in) with thread(s) {threads} still queued"
+                f"instance {instance} {evidence} (shut down: traffic moved away or it scaled in) "
+                f"with thread(s) {threads} still queued"
             )
         if not parts:
             return ""
@@ -133,11 +132,6 @@ def _fields(p: LogPattern, line: LogLine) -> dict[str, str] | None:
     return p.match(line.text)
 
 
-def _matched(p: LogPattern, line: LogLine) -> str:
-    """The part of ``line`` that ``p`` matched (its text without the logger's prefix)."""
-    return next((m.group(0) for form in p.forms if (m := form.search(line.text))), line.text.strip())
-
-
 def _same_instance(a: str, b: str) -> bool:
     return not a or not b or a == b
 
@@ -158,7 +152,7 @@ def consolidation_stats(
     errors: list[tuple[str, LogLine]] = []
     finished: list[tuple[str, LogLine, int]] = []
     preference_forms: dict[int, int] = {}
-    stops: dict[str, LogLine] = {}  # instance -> its queue's first stop line
+    stops: dict[str, tuple[datetime, str]] = {}  # instance -> its queue's first stop line: when, what
     p = catalogue
     for line in sorted(lines, key=lambda x: (x.timestamp, x.insert_id)):
         if (f := _fields(p["archive.enqueued"], line)) is not None:
@@ -173,8 +167,8 @@ def consolidation_stats(
             errors.append((f["thread_id"], line))
         elif _fields(p["queue.task_failed"], line) is not None:
             task_failures.append(line)
-        elif "queue.stopped" in p and _fields(p["queue.stopped"], line) is not None:
-            stops.setdefault(line.instance_id, line)
+        elif (stop_text := p["queue.stopped"].matched_text(line.text)) is not None:
+            stops.setdefault(line.instance_id, (line.timestamp, stop_text))
         elif (f := _fields(p["batch.thread_consolidated"], line)) is not None:
             batch_threads.add(f["thread_id"])
         elif (f := _fields(p["preferences.saved"], line)) is not None:
@@ -205,11 +199,8 @@ def consolidation_stats(
             continue
         if attempt.finished_at is not None:
             stats.consolidated_threads.add(attempt.thread_id)
-        elif (stop := stops.get(attempt.instance)) is not None and attempt.enqueued_at <= stop.timestamp:
-            attempt.instance_silent_from, attempt.stop_line = (
-                stop.timestamp,
-                _matched(p["queue.stopped"], stop),
-            )
+        elif (stop := stops.get(attempt.instance)) is not None and attempt.enqueued_at <= stop[0]:
+            attempt.instance_silent_from, attempt.stop_line = stop
             stats.lost += 1
         elif attempt.revision not in still_serving and (stopped := _stopped_since(attempt, silent_from)):
             attempt.instance_silent_from = stopped
