@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cloudrun_smoke.gcp.discovery import Target
     from cloudrun_smoke.gcp.scope import CloudRunScope
     from cloudrun_smoke.logs.expectations import Absence, Expectation, LogExpectationFailed
+    from cloudrun_smoke.logs.ingestion_lag import MeasuredWindow
     from cloudrun_smoke.logs.lines import UNCONFIRMED, LogMatch, Unattributed, names_nobody
     from cloudrun_smoke.logs.patterns import FAILURE_PATTERNS
     from cloudrun_smoke.logs.watcher import LogWatcher
@@ -53,6 +54,7 @@ _WHERE: dict[str, str] = {
     "Expectation": "cloudrun_smoke.logs.expectations",
     "LogExpectationFailed": "cloudrun_smoke.logs.expectations",
     "LogMatch": "cloudrun_smoke.logs.lines",
+    "MeasuredWindow": "cloudrun_smoke.logs.ingestion_lag",
     "LogWatcher": "cloudrun_smoke.logs.watcher",
     "Unattributed": "cloudrun_smoke.logs.lines",
     "names_nobody": "cloudrun_smoke.logs.lines",
@@ -98,6 +100,7 @@ __all__ = [
     "LogFigures",
     "LogMatch",
     "LogWatcher",
+    "MeasuredWindow",
     "MetricFigure",
     "MetricReader",
     "Read",

@@ -161,6 +161,16 @@ CATALOGUE = [
         (ARCHIVING, CONSOLIDATED_AT, RECALL),
         ("--log-deadline", "6"),
     ),
+    # The window is measured, not fixed: with every entry up to 8 s late, the second enqueue still
+    # surfaces inside it (twice the largest lag the run saw), and the message says how long it was.
+    Row(
+        "rearchive-enqueues,stack:heavy-jitter",
+        "thread_archiving",
+        ARCHIVE_AGAIN,
+        ("enqueued a second consolidation", "must appear at most 1 time(s), but it did (watched for "),
+        (ARCHIVING, CONSOLIDATED_AT, RECALL),
+        id="rearchive-enqueues-heavy-jitter",
+    ),
     Row(
         "memory-forgets",
         "thread_archiving and not again",  # the re-archive check's wait would come before the recall's

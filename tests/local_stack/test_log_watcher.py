@@ -12,6 +12,7 @@ import pytest
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota, ShortPages
 from cloudrun_smoke.logs.expectations import LogExpectationFailed
+from cloudrun_smoke.logs.ingestion_lag import MeasuredWindow
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.watcher import LogWatcher
 from cloudrun_smoke.waiting import wait_until
@@ -326,5 +327,48 @@ def test_nobody_waiting_ends_an_unfinished_search(api: tuple) -> None:
         while time.monotonic() < deadline:
             assert len(logging_api.stats.list_calls) == calls, "the watcher read with nobody waiting"
             time.sleep(0.25)
+    finally:
+        watcher.close()
+
+
+def test_a_measured_absence_waits_for_the_lag_its_own_kind_of_line_shows(api: tuple) -> None:
+    """A second enqueue that surfaces 4 s after it was written: a fixed 1 s window ends before it
+    (and passes), the measured one counts the first enqueue, known written and unread, with its age,
+    then its 4 s lag, and catches the second."""
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        where = {"thread_id": "late"}
+        emit(logging_api, ENQUEUED.format("late"), visible_in=4.0)  # the first enqueue, the run knows of it
+        first = watcher.expect_later("archive.enqueued", where, timeout=15)
+        emit(logging_api, ENQUEUED.format("late"), visible_in=4.0)  # the forbidden second one
+        fixed = watcher.expect_absent("archive.enqueued", where, window=1.0, allowed=1)
+        rule = MeasuredWindow(cap=15.0, floor=1.0, thin_floor=1.0)
+        measured = watcher.expect_absent("archive.enqueued", where, window=rule, allowed=1)
+        fixed.result()  # ended at 1 s: the second line was not readable yet
+        with pytest.raises(LogExpectationFailed, match="must appear at most 1 time") as failure:
+            measured.result()
+        assert first.match is not None
+        said = str(failure.value)
+        assert re.search(
+            r"watched for 8\.\d s \(2 × the largest ingestion lag of the 2 line\(s\) read, 4\.\d s\)", said
+        ), said
+    finally:
+        watcher.close()
+
+
+def test_a_measured_absence_never_outlasts_its_cap_and_says_so(api: tuple) -> None:
+    _, server = api
+    watcher = watcher_for(server)
+    try:
+        watcher.expect_later("archive.enqueued", {"thread_id": "never"}, timeout=15)  # never read
+        started = time.monotonic()
+        absent = watcher.expect_absent(
+            "archive.enqueued", {"thread_id": "never"}, window=MeasuredWindow(cap=1.5)
+        )
+        absent.result()
+        assert 1.5 <= time.monotonic() - started < 5
+        assert absent.window() == pytest.approx(1.5)
+        assert absent.describe_window().startswith("watched for 1.5 s (its cap, log_deadline (2 × 1 line(s)")
     finally:
         watcher.close()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from cloudrun_smoke.logs.ingestion_lag import MeasuredWindow, WindowChoice
 from cloudrun_smoke.logs.lines import LogMatch
 from cloudrun_smoke.logs.patterns import LogPattern
 
@@ -67,9 +68,21 @@ class Expectation(_Wait):
 
 @dataclass
 class Absence(_Wait):
-    """A line that must NOT appear within a window (e.g. a second enqueue after archiving twice)."""
+    """A line that must NOT appear within a window (e.g. a second enqueue after archiving twice).
+
+    With a ``rule``, the window is chosen again at each evaluation from the lags the run measured (see
+    :mod:`~cloudrun_smoke.logs.ingestion_lag`); ``choice`` says which it was and why."""
 
     allowed: int = 0  # lines that may match (e.g. 1: the first enqueue, but no second one)
+    rule: MeasuredWindow | None = None
+    choice: WindowChoice | None = field(default=None, init=False)
+
+    def window(self) -> float:
+        return self.deadline - self.registered_at
+
+    def describe_window(self) -> str:
+        why = self.choice.reason if self.choice else "fixed"
+        return f"watched for {self.window():.1f} s ({why})"
 
     def result(self) -> None:
         self._watcher._wait_for(self)
@@ -77,6 +90,6 @@ class Absence(_Wait):
             limit = "must not appear" if not self.allowed else f"must appear at most {self.allowed} time(s)"
             raise LogExpectationFailed(
                 f"log line {self.pattern.name!r} ({self.pattern.description}) for {self.about()} {limit}, "
-                f"but it did:\n    {self.match.line.short()}\n"
+                f"but it did ({self.describe_window()}):\n    {self.match.line.short()}\n"
                 + self._watcher._context(self.pattern, self.where)
             )

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from cloudrun_smoke.logs.lines import LogLine, LogMatch
+from cloudrun_smoke.logs.pacing import GIVE_UP_AT
 from cloudrun_smoke.logs.patterns import LogPattern
+from cloudrun_smoke.logs.reads import Search, WatcherStats
 
 
 def _about(where: Mapping[str, str]) -> str:
@@ -64,3 +67,39 @@ def failure_message(
         f"while waiting for {expected.name!r} for {_about(where)}, failure line {bad.pattern!r} appeared"
         f" after {waited:.1f} s:\n    {bad.line.short()}\n" + context
     )
+
+
+@dataclass(frozen=True)
+class ReadState:
+    """What the watcher's reads had done when a wait ended, for its message."""
+
+    lines_seen: int
+    stats: WatcherStats
+    last_error: str
+    throttled_in_a_row: int
+
+
+def read_context(
+    closest: Sequence[LogLine], reads: ReadState, search: Search | None, current_filter: str, hint: str
+) -> str:
+    """The part of every wait's failure that says what was read: closest lines, counts, the filter."""
+    shown = "\n".join(f"    {line.short()}" for line in closest) or "    (none)"
+    stats = reads.stats
+    parts = [
+        f"  closest lines seen:\n{shown}",
+        f"  lines seen this run: {reads.lines_seen}; log reads: {stats.reads} entries:list "
+        "requests (one per page)"
+        + (f", {stats.empty_pages} of them empty pages" if stats.empty_pages else "")
+        + (f"; last read failed: {reads.last_error}" if reads.last_error else ""),
+    ]
+    if reads.throttled_in_a_row >= GIVE_UP_AT:
+        parts.append(
+            f"  Cloud Logging answered 429 to {reads.throttled_in_a_row} reads in a row: the "
+            "project's read quota is spent (by this run or another reader), so the wait gave up"
+        )
+    if search is not None and search.pages:
+        parts.append(f"  {search.unfinished()}")
+    parts.append(f"  filter: {current_filter}")
+    if hint:
+        parts.append(hint)
+    return "\n".join(parts)

@@ -7,11 +7,11 @@ on its own and satisfies one only by time; such lines are kept as :class:`Unattr
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from cloudrun_smoke.logs.patterns import SUBJECT_FIELDS
+from cloudrun_smoke.logs.patterns import SUBJECT_FIELDS, LogPattern
 from cloudrun_smoke.report.excerpt import one_line
 from cloudrun_smoke.timeutil import format_rfc3339
 
@@ -42,6 +42,21 @@ class LogMatch:
     pattern: str
     line: LogLine
     fields: Mapping[str, str]
+
+
+def matches_in(
+    lines: Iterable[LogLine], expected: LogPattern, where: Mapping[str, str], since: datetime | None
+) -> list[LogMatch]:
+    """The lines of pattern ``expected`` whose fields equal ``where``, stamped at or after ``since``,
+    in the order given (the watcher keeps its lines in timestamp order)."""
+    matches = []
+    for line in lines:
+        if since is not None and line.timestamp < since:
+            continue
+        fields = expected.match(line.text)
+        if fields is not None and all(fields.get(k) == v for k, v in where.items()):
+            matches.append(LogMatch(expected.name, line, fields))
+    return matches
 
 
 def names_nobody(match: LogMatch) -> bool:

@@ -3,7 +3,12 @@ search in progress (a poll paged until Cloud Logging answers no ``nextPageToken`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from cloudrun_smoke.logs.ingestion_lag import line_lag
+from cloudrun_smoke.logs.lines import LogLine
 
 
 @dataclass
@@ -14,7 +19,17 @@ class WatcherStats:
     read_times: list[float] = field(default_factory=list)  # wall clock of each request, when sent
     empty_pages: int = 0  # pages with no entries but a nextPageToken: the search asked to continue
     max_lag_seconds: float = 0.0
-    lags: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # of every line read, as far as measured
+
+    def count_lags(self, fresh: Iterable[LogLine], last: Search | None) -> None:
+        """Measure the ingestion lag of lines read for the first time; ``last``: the last search read
+        to its end, which did not return them."""
+        for line in fresh:
+            covered = last is not None and last.since <= line.timestamp
+            lag = line_lag(line, last.started_at if last is not None and covered else None)
+            if lag is not None:
+                self.max_lag_seconds = max(self.max_lag_seconds, lag)
+                self.lags.append(lag)
 
 
 @dataclass
@@ -23,6 +38,8 @@ class Search:
 
     filter: str
     started: float  # watcher clock, when its first page was paid for
+    since: datetime  # the filter's lower bound on timestamps
+    started_at: datetime  # wall clock of ``started``: a line it did not return was not readable then
     token: str | None = None
     pages: int = 0
     empty_in_a_row: int = 0  # the last pages came back empty but with a token

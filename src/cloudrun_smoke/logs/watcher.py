@@ -18,13 +18,20 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from cloudrun_smoke.logs.expectations import Absence, Expectation
-from cloudrun_smoke.logs.explain import closest_lines, failure_message, timeout_message
-from cloudrun_smoke.logs.lines import LogLine, LogMatch, Unattributed, names_nobody
-from cloudrun_smoke.logs.pacing import GIVE_UP_AT, ReadPacer
+from cloudrun_smoke.logs.explain import (
+    ReadState,
+    closest_lines,
+    failure_message,
+    read_context,
+    timeout_message,
+)
+from cloudrun_smoke.logs.ingestion_lag import LagEvidence, MeasuredWindow
+from cloudrun_smoke.logs.lines import LogLine, LogMatch, Unattributed, matches_in, names_nobody
+from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import FAILURES_FOR, LogPattern, pattern
 from cloudrun_smoke.logs.reads import Search, WatcherStats
 from cloudrun_smoke.logs.source import LogSource
-from cloudrun_smoke.timeutil import format_rfc3339
+from cloudrun_smoke.timeutil import format_rfc3339, utcnow
 
 
 class LogWatcher:
@@ -62,6 +69,7 @@ class LogWatcher:
         self._closed = False
         self._last_read = -1e9  # when the last complete search started (watcher clock)
         self._search: Search | None = None
+        self._complete: Search | None = None  # the last search read to its end
         self._last_error: str = ""
         self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
         self._thread.start()
@@ -89,13 +97,14 @@ class LogWatcher:
         with self._cond:
             return list(self._lines)
 
-    def current_filter(self) -> str:
+    def current_filter(self, since: datetime | None = None) -> str:
+        return f'{self.base_filter} AND timestamp>="{format_rfc3339(since or self._since())}"'
+
+    def _since(self) -> datetime:
         newest = max((line.timestamp for line in self.lines()), default=None)
         lookback = max(self._lookback, timedelta(seconds=3 * self.stats.max_lag_seconds))
         since = self.start - timedelta(seconds=5)
-        if newest is not None:
-            since = max(since, newest - lookback)
-        return f'{self.base_filter} AND timestamp>="{format_rfc3339(since)}"'
+        return since if newest is None else max(since, newest - lookback)
 
     def find(
         self, name: str, where: Mapping[str, str] | None = None, since: datetime | None = None
@@ -159,16 +168,20 @@ class LogWatcher:
         name: str,
         where: Mapping[str, str] | None = None,
         *,
-        window: float,
+        window: float | MeasuredWindow,
         since: datetime | None = None,
         allowed: int = 0,
     ) -> Absence:
-        """Start watching that no more than ``allowed`` lines of ``name`` for ``where`` appear for ``window`` s."""
+        """Start watching that no more than ``allowed`` lines of ``name`` for ``where`` appear for
+        ``window`` s, or for the window its rule chooses from the lags measured (chosen again at each read)."""
         now = self._clock()
+        rule = window if isinstance(window, MeasuredWindow) else None
+        seconds = window.cap if isinstance(window, MeasuredWindow) else window
         absence = Absence(
-            self.pattern(name), dict(where or {}), since, now, now + window, self, allowed=allowed
+            self.pattern(name), dict(where or {}), since, now, now + seconds, self, allowed=allowed, rule=rule
         )
         with self._cond:
+            self._measure_window(absence, now)
             self._pending.append(absence)
             self._cond.notify_all()
         return absence
@@ -215,6 +228,7 @@ class LogWatcher:
     def _evaluate(self, item: Expectation | Absence) -> None:
         now = self._clock()
         if isinstance(item, Absence):
+            self._measure_window(item, now)
             found = self._find(item.pattern, item.where, item.since)
             if len(found) > item.allowed:
                 item.match = found[item.allowed]
@@ -244,6 +258,15 @@ class LogWatcher:
         # if the wait times out).
         if self._looked_after_deadline(item, now):
             self._resolve_at_deadline(item)
+
+    def _measure_window(self, item: Absence, now: float) -> None:
+        """Choose a measured absence's window from the lags so far (under the lock)."""
+        if item.rule is None:
+            return
+        same = (e for e in self.expectations if e.pattern.name == item.pattern.name)
+        unread = [now - e.registered_at for e in same if e.match is None]  # known written, not read yet
+        item.choice = item.rule.choose(LagEvidence.of(self.stats.lags, unread))
+        item.deadline = item.registered_at + item.choice.seconds
 
     def _looked_after_deadline(self, item: Expectation | Absence, now: float) -> bool:
         """A wait ends by its deadline only once a read started after it: a line already visible at
@@ -282,17 +305,7 @@ class LogWatcher:
 
     # -- matching ----------------------------------------------------------------------------------------
     def _find(self, expected: LogPattern, where: Mapping[str, str], since: datetime | None) -> list[LogMatch]:
-        """Matches in timestamp order."""
-        matches = []
-        for line in self.lines():
-            if since is not None and line.timestamp < since:
-                continue
-            fields = expected.match(line.text)
-            if fields is None:
-                continue
-            if all(fields.get(k) == v for k, v in where.items()):
-                matches.append(LogMatch(expected.name, line, fields))
-        return matches
+        return matches_in(self.lines(), expected, where, since)
 
     # -- polling -----------------------------------------------------------------------------------------
     def _someone_waits(self) -> bool:
@@ -334,17 +347,14 @@ class LogWatcher:
             else:
                 search.empty_in_a_row = 0
             fresh = [line for line in lines if line.insert_id not in self._ids]
-            for line in fresh:
-                self._ids.add(line.insert_id)
-                if line.receive_timestamp is not None:
-                    lag = (line.receive_timestamp - line.timestamp).total_seconds()
-                    self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag)
-                    self.stats.lags.append(lag)
+            self._ids.update(line.insert_id for line in fresh)
+            self.stats.count_lags(fresh, self._complete)
             if fresh:
                 self._lines.extend(fresh)
                 self._lines.sort(key=lambda line: (line.timestamp, line.insert_id))
             if token is None:  # the search is complete: waits past their deadline may now end
                 self._search = None
+                self._complete = search
                 self._last_read = search.started
                 self.stats.polls += 1
                 self._refresh_requested = False
@@ -355,9 +365,7 @@ class LogWatcher:
         while True:
             with self._cond:
                 while not self._closed and not self._someone_waits():
-                    self._search = (
-                        None  # nobody waits: the rest of an unfinished search is not worth its reads
-                    )
+                    self._search = None  # nobody waits: the rest of a search is not worth its reads
                     self._cond.wait()
                 if self._closed:
                     return
@@ -371,30 +379,18 @@ class LogWatcher:
                     self._cond.wait(timeout=max(0.01, min(next_read, soonest) - now))
                     continue
                 if self._search is None:
-                    self._search = Search(self.current_filter(), now)
+                    since = self._since()
+                    self._search = Search(self.current_filter(since), now, since, utcnow())
                 search = self._search
             self._request_page(search)
 
     # -- diagnostics -------------------------------------------------------------------------------------
     def _context(self, expected: LogPattern, where: Mapping[str, str]) -> str:
-        closest = closest_lines(self.lines(), expected, where)
-        shown = "\n".join(f"    {line.short()}" for line in closest) or "    (none)"
-        hint = self._explore_hint(self.current_filter())
-        parts = [
-            f"  closest lines seen:\n{shown}",
-            f"  lines seen this run: {len(self.lines())}; log reads: {self.stats.reads} entries:list "
-            "requests (one per page)"
-            + (f", {self.stats.empty_pages} of them empty pages" if self.stats.empty_pages else "")
-            + (f"; last read failed: {self._last_error}" if self._last_error else ""),
-        ]
-        if self._pacer.throttled_in_a_row >= GIVE_UP_AT:
-            parts.append(
-                f"  Cloud Logging answered 429 to {self._pacer.throttled_in_a_row} reads in a row: the "
-                "project's read quota is spent (by this run or another reader), so the wait gave up"
-            )
-        if self._search is not None and self._search.pages:
-            parts.append(f"  {self._search.unfinished()}")
-        parts.append(f"  filter: {self.current_filter()}")
-        if hint:
-            parts.append(hint)
-        return "\n".join(parts)
+        current = self.current_filter()
+        return read_context(
+            closest_lines(self.lines(), expected, where),
+            ReadState(len(self.lines()), self.stats, self._last_error, self._pacer.throttled_in_a_row),
+            self._search,
+            current,
+            self._explore_hint(current),
+        )
