@@ -59,6 +59,7 @@ def main() -> int:
         )
         print(
             f"run {i + 1}/{args.runs}: {status} in {result['wall_s']} s; http retries {result['http_retried']}; "
+            f"re-archive watched {result['absence_window_s']} s; "
             f"log reads {result['reads']} (429: {result['throttled']})",
             flush=True,
         )
@@ -71,6 +72,7 @@ def main() -> int:
         "faults": faults,
         "expected_failure": args.expect_failure or None,
         "wall_s_median": median([r["wall_s"] for r in results]) if results else None,
+        "absence_window_s": _spread([r["absence_window_s"] for r in results]),
     }
     print(json.dumps(summary))
     for failure in failures:
@@ -78,6 +80,11 @@ def main() -> int:
     if args.output:
         args.output.write_text(json.dumps({"summary": summary, "runs": results}, indent=2) + "\n")
     return 1 if failures else 0
+
+
+def _spread(values: list[float | None]) -> dict[str, float] | None:
+    known = [v for v in values if v is not None]
+    return {"min": min(known), "median": median(known), "max": max(known)} if known else None
 
 
 def _as_expected(result: dict[str, Any], expected_failure: str) -> bool:

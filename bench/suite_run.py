@@ -18,6 +18,7 @@ from typing import Any
 from cloudrun_smoke.report.verdict import nearest_rank_percentile
 
 ROOT = Path(__file__).resolve().parents[1]
+ABSENCE_FIGURE = "re-archive watched"  # the figure smoke/test_thread_archiving.py records
 
 
 def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
@@ -50,6 +51,7 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
     window = verdict.get("window") or {}
     http = (verdict.get("run") or {}).get("http") or {}
     detection = logs.get("detection_latency_s") or []
+    watched = [f["value"] for f in verdict.get("figures") or [] if f["name"] == ABSENCE_FIGURE]
     reads_per_second = Counter(int(t) for t in logs.get("read_times", []))
     return {
         "args": list(args),
@@ -66,6 +68,7 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         "detection_median_s": round(nearest_rank_percentile(detection, 50), 3) if detection else None,
         "detection_p95_s": round(nearest_rank_percentile(detection, 95), 3) if detection else None,
         "http_retried": http.get("retried", 0),
+        "absence_window_s": watched[0] if watched else None,
         "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
         "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:],
     }
