@@ -68,7 +68,7 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
         "detection_median_s": round(nearest_rank_percentile(detection, 50), 3) if detection else None,
         "detection_p95_s": round(nearest_rank_percentile(detection, 95), 3) if detection else None,
         "http_retried": http.get("retried", 0),
-        "absence_window_s": watched[0] if watched else None,
+        "absence_window_s": round(watched[0], 2) if watched else None,
         "failed": [c["nodeid"] for c in verdict.get("checks", []) if c["outcome"] in ("failed", "error")],
         "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:],
     }

@@ -221,7 +221,9 @@ def _smoke_scenarios_started(request: pytest.FixtureRequest) -> None:
     A scenario that fails is not reported here: its fixture holds the failure, which the first check
     that uses it reports and the others are skipped by (``pytest_pyfunc_call``).
     """
-    for name in state_of(request.config).scenarios:
+    names = state_of(request.config).scenarios
+    scenarios.start_together(names, request.getfixturevalue)
+    for name in names:
         with contextlib.suppress(Exception, pytest.fail.Exception, pytest.skip.Exception):
             request.getfixturevalue(name)
 

@@ -3,6 +3,7 @@ removed at the end."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 from cloudrun_smoke.config.schema import Environment
@@ -28,9 +29,14 @@ class RunUsers:
         self.invoker = invoker
         self.audience = audience
         self.by_name: dict[str, SmokeUser] = {}
+        self._lock = threading.Lock()  # scenarios ask for their users at once
 
     def __call__(self, name: str = "") -> SmokeUser:
         """Raises SmokeError when the user's auth cannot be had (credentials, login refused)."""
+        with self._lock:
+            return self._user(name)
+
+    def _user(self, name: str) -> SmokeUser:
         env, run = self.env, self.run
         key = name if env.user_is_chosen_by_suite else ""
         if key not in self.by_name:

@@ -2,8 +2,9 @@
 
 A scenario is a session fixture that acts on the service (create, archive, call the batch, ...) and
 returns at once with the log expectations it registered; the checks then assert on its outcome. The
-plugin starts every scenario the selected checks need before the first check runs, so the suite's wall
-time follows its slowest scenario, not the sum of its waits. ``-k`` starts only what the selected
+plugin starts every scenario the selected checks need before the first check runs, each in its own
+thread (each acts as its own user, as other users' traffic would), so the suite's wall time follows its
+slowest scenario, not the sum of its request chains and waits. ``-k`` starts only what the selected
 checks use.
 
 One cause, one failure: a scenario that fails before any check could judge it (the archive PATCH
@@ -15,7 +16,9 @@ errors with the same message hid which check owned the step and what else was ne
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,7 +29,8 @@ from cloudrun_smoke.report.verdict import blocked_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SCENARIO_FIXTURES: set[str] = set()
+SCENARIO_FIXTURES: dict[str, Callable[..., Any]] = {}  # fixture name -> the scenario's body
+_started: dict[str, Future[Any]] = {}  # bodies started together, for their fixtures to collect
 
 
 @dataclass
@@ -56,16 +60,36 @@ class ScenarioFailed:
 
 def scenario(func: F) -> F:
     """Declare a session fixture as a scenario (started early, together with the others)."""
-    SCENARIO_FIXTURES.add(func.__name__)
+    SCENARIO_FIXTURES[func.__name__] = func
 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
+        started = _started.pop(func.__name__, None)
         try:
-            return func(*args, **kwargs)
-        except (Exception, pytest.fail.Exception) as e:  # not Ctrl-C, pytest.exit or a skip
+            return started.result() if started is not None else func(*args, **kwargs)
+        except (Exception, pytest.fail.Exception) as e:  # not Ctrl-C or a skip
             return ScenarioFailed(func.__name__, e)
 
     return pytest.fixture(scope="session")(run)  # type: ignore[return-value]
+
+
+def start_together(names: Iterable[str], value_of: Callable[[str], Any]) -> None:
+    """Start the bodies of the scenarios ``names`` at once, one thread each, their arguments taken
+    from ``value_of(fixture name)`` here; each scenario's fixture then returns what its body returned
+    (or fails as it raised). A scenario whose arguments cannot be had is left to its fixture."""
+    _started.clear()
+    calls: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:
+            calls[name] = {p: value_of(p) for p in inspect.signature(SCENARIO_FIXTURES[name]).parameters}
+        except (Exception, pytest.fail.Exception, pytest.skip.Exception):
+            continue
+    if not calls:
+        return
+    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="scenario")
+    for name, kwargs in calls.items():
+        _started[name] = pool.submit(SCENARIO_FIXTURES[name], **kwargs)
+    pool.shutdown(wait=False)
 
 
 def refuse_if_blocked(item: pytest.Item) -> None:
