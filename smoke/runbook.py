@@ -109,7 +109,7 @@ def archived_thread(
     ]
     contract.archive_thread(user.client, thread_id)  # a second time: must enqueue nothing new
     # A second enqueue would be logged by this request: watched until such a line would have surfaced,
-    # twice the largest ingestion lag the run measures (at most log_deadline).
+    # the largest ingestion lag the run measures plus a margin (at most log_deadline).
     no_second = smoke_logs.expect_absent(
         "archive.enqueued", where, window=MeasuredWindow(cap=deadline), since=since, allowed=1
     )

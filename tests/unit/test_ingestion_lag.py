@@ -1,6 +1,6 @@
-"""The ingestion lag a line proves, and the absence window it warrants: factor × the largest lag
-within [floor, cap], a higher floor on thin evidence, and lines known written but unread counted
-with their age (the lags seen early in a run are the short ones)."""
+"""The ingestion lag a line proves, and the absence window it warrants: the largest lag plus a margin
+(the lags' spread, at least 1 s) within [floor, cap], a higher floor on thin evidence, and lines
+known written but unread counted with their age (the lags seen early in a run are the short ones)."""
 
 from __future__ import annotations
 
@@ -47,24 +47,30 @@ RULE = MeasuredWindow(cap=20.0)
 @pytest.mark.parametrize(
     ("evidence", "cap", "seconds", "reason"),
     [
-        (LagEvidence(30, 1.5), 20.0, 3.0, "2 × the largest ingestion lag of the 30 line(s) read, 1.5 s"),
-        (LagEvidence(30, 0.4), 20.0, 2.0, "its floor (2 × the largest ingestion lag"),
         (
-            LagEvidence(5, 1.5),
+            LagEvidence(30, 1.5, 1.0),
+            20.0,
+            2.5,
+            "the largest ingestion lag of the 30 line(s) read, 1.5 s, + 1.0 s (the least margin)",
+        ),
+        (LagEvidence(30, 4.0, 0.5), 20.0, 7.5, "read, 4.0 s, + 3.5 s (the lags' spread, 0.5-4.0 s)"),
+        (LagEvidence(30, 0.4, 0.1), 20.0, 2.0, "its floor (the largest ingestion lag"),
+        (
+            LagEvidence(5, 1.5, 1.0),
             20.0,
             8.0,
-            "its floor while fewer than 12 lags are measured (5 were; 2 × 1.5 s",
+            "its floor while fewer than 12 lags are measured (5 were; the largest",
         ),
         (
-            LagEvidence(30, 1.0, 2, 4.0),
+            LagEvidence(30, 1.0, 0.5, 2, 4.0),
             20.0,
-            8.0,
-            "2 × 2 line(s) of this kind known written and unread for 4.0 s",
+            7.5,
+            "2 line(s) of this kind known written and unread for 4.0 s, + 3.5 s",
         ),
-        (LagEvidence(30, 12.0), 20.0, 20.0, "its cap, log_deadline (2 × the largest ingestion lag"),
+        (LagEvidence(30, 12.0, 1.0), 20.0, 20.0, "its cap, log_deadline (the largest ingestion lag"),
         (LagEvidence(5, 0.1), 6.0, 6.0, "its cap"),  # a deadline shorter than the floor still bounds it
     ],
-    ids=["factor", "floor", "thin", "unread", "cap", "cap-under-floor"],
+    ids=["least-margin", "spread", "floor", "thin", "unread", "cap", "cap-under-floor"],
 )
 def test_the_window_and_why(evidence: LagEvidence, cap: float, seconds: float, reason: str) -> None:
     choice = MeasuredWindow(cap=cap).choose(evidence)
@@ -102,4 +108,4 @@ def test_under_heavy_jitter_the_measured_window_misses_less_than_the_fixed_8_s_o
     full = sum(_missed(rng, RULE, lines=20, known=3) for _ in range(trials)) / trials
     thin = sum(_missed(rng, RULE, lines=5, known=1) for _ in range(trials)) / trials  # a -k subset
     assert fixed >= 0.01, f"fixed 8 s window missed {fixed:.2%}"
-    assert full <= 0.001 and thin <= 0.001, f"measured window missed {full:.2%} and {thin:.2%}"
+    assert full <= 0.001 and thin <= 0.002, f"measured window missed {full:.2%} and {thin:.2%}"

@@ -41,12 +41,19 @@ class LagEvidence:
 
     measured: int  # lines read whose lag was measured
     largest: float  # the largest of those lags, seconds
+    smallest: float = 0.0
     unread: int = 0  # lines of the absence's kind known written and not read yet
     unread_age: float = 0.0  # the oldest of them: seconds since they were known written
 
     @classmethod
     def of(cls, lags: Sequence[float], unread_ages: Sequence[float]) -> LagEvidence:
-        return cls(len(lags), max(lags, default=0.0), len(unread_ages), max(unread_ages, default=0.0))
+        return cls(
+            len(lags),
+            max(lags, default=0.0),
+            min(lags, default=0.0),
+            len(unread_ages),
+            max(unread_ages, default=0.0),
+        )
 
 
 @dataclass(frozen=True)
@@ -57,24 +64,31 @@ class WindowChoice:
 
 @dataclass(frozen=True)
 class MeasuredWindow:
-    """An absence window of ``factor`` × the largest lag, within ``[floor, cap]``; while fewer than
-    ``min_lags`` lags are measured, at least ``thin_floor`` (the fixed window the runbook used before).
+    """An absence window of the largest lag plus a margin (``spread_factor`` × the lags' spread, at
+    least ``min_margin``), within ``[floor, cap]``; while fewer than ``min_lags`` lags are measured, at
+    least ``thin_floor`` (the fixed window the runbook used before).
+
+    A margin on the spread, not a factor on the lag: a constant ingestion delay is paid once (twice the
+    lag would make every second of delay cost two), while scattered lags, whose largest seen so far
+    may not be the largest to come, widen the margin.
 
     The defaults come from a simulation of the local stack's ``stack:heavy-jitter`` (every entry
     0.5 + U(0, 8) s late, reads 1 s apart; tests/unit/test_ingestion_lag.py): a second enqueue is
-    missed in at most 0.02 % of runs, against 1.2-1.6 % for a fixed 8 s window; ``bench/soak.py``
+    missed in at most 0.1 % of runs, against 1.2-1.6 % for a fixed 8 s window; ``bench/soak.py``
     measures it on the stack.
     """
 
     cap: float  # the run's log_deadline: a wait is never promised longer
-    factor: float = 2.0
+    spread_factor: float = 1.0
+    min_margin: float = 1.0
     floor: float = 2.0
     thin_floor: float = 8.0
     min_lags: int = 12
 
     def choose(self, evidence: LagEvidence) -> WindowChoice:
         lag = max(evidence.largest, evidence.unread_age)
-        wanted = self.factor * lag
+        spread = self.spread_factor * max(0.0, lag - evidence.smallest)
+        margin = max(self.min_margin, spread)
         if evidence.unread_age > evidence.largest:
             basis = (
                 f"{evidence.unread} line(s) of this kind known written and unread for "
@@ -84,16 +98,22 @@ class MeasuredWindow:
             basis = (
                 f"the largest ingestion lag of the {evidence.measured} line(s) read, {evidence.largest:.1f} s"
             )
+        basis += f", + {margin:.1f} s " + (
+            f"(the lags' spread, {evidence.smallest:.1f}-{lag:.1f} s)"
+            if spread > self.min_margin
+            else "(the least margin)"
+        )
+        wanted = lag + margin
         thin = evidence.measured < self.min_lags
         floor = self.thin_floor if thin else self.floor
         if max(wanted, floor) >= self.cap:
-            return WindowChoice(self.cap, f"its cap, log_deadline ({self.factor:g} × {basis} is not shorter)")
+            return WindowChoice(self.cap, f"its cap, log_deadline ({basis} is not shorter)")
         if wanted > floor:
-            return WindowChoice(wanted, f"{self.factor:g} × {basis}")
+            return WindowChoice(wanted, basis)
         if thin:
             return WindowChoice(
                 floor,
                 f"its floor while fewer than {self.min_lags} lags are measured ({evidence.measured} were; "
-                f"{self.factor:g} × {lag:.1f} s is shorter)",
+                f"{basis} is shorter)",
             )
-        return WindowChoice(floor, f"its floor ({self.factor:g} × {basis} is shorter)")
+        return WindowChoice(floor, f"its floor ({basis} is shorter)")
