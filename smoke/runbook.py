@@ -79,7 +79,9 @@ def _enough_or_last(
             return True
         started = watcher.find("queue.consolidating", where, since)
         ended = watcher.find("queue.consolidated", where, since)
-        return len(started) <= len(ended) and not any(enough(m) for m in ended)
+        # Lines surface out of order: another consolidation's lines may not have surfaced yet.
+        all_seen = watcher.surfaced_by(match.line.timestamp)
+        return all_seen and len(started) <= len(ended) and not any(enough(m) for m in ended)
 
     return accept
 

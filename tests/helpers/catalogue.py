@@ -43,6 +43,7 @@ class Row:
     neighbours: float = 0.0  # other users archiving threads this many times a second during the run
     stats: bool = False  # preferences_in_stats = true (with the preferences-in-stats variant)
     message_any: tuple[str, ...] = ()  # at least one of these is in the message too
+    settles: bool = False  # teardown confirms every consolidation ended or never began (no cleanup problem)
 
     @property
     def name(self) -> str:
@@ -118,6 +119,9 @@ CATALOGUE = [
         ),
         (HEALTH,),
         ("--log-deadline", "6"),
+        # No enqueue line came: teardown watches for one as long as it would take to surface, not
+        # the whole grace for a consolidation that never began.
+        settles=True,
     ),
     Row(
         "consolidation-hangs",

@@ -85,6 +85,10 @@ class MeasuredWindow:
     thin_floor: float = 8.0
     min_lags: int = 12
 
+    def after(self, lags: Sequence[float], unread_ages: Sequence[float] = ()) -> WindowChoice:
+        """The window for these lags measured and these ages of known lines not read yet."""
+        return self.choose(LagEvidence.of(lags, unread_ages))
+
     def choose(self, evidence: LagEvidence) -> WindowChoice:
         lag = max(evidence.largest, evidence.unread_age)
         spread = self.spread_factor * max(0.0, lag - evidence.smallest)

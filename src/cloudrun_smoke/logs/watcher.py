@@ -6,8 +6,7 @@ lag observed so far, and de-duplicates by ``insertId``. Lines seen before a test
 The poller reads only while someone waits, and never faster than the read pacer allows, whose 429
 policy it follows (:mod:`cloudrun_smoke.logs.pacing`). A read is one page: a poll that takes three
 pages pays three times, each page when it is sent, and new lines count as soon as their page arrives.
-What a wait is lives in :mod:`~cloudrun_smoke.logs.expectations`, what its failure says in
-:mod:`~cloudrun_smoke.logs.explain`.
+A wait is in :mod:`~cloudrun_smoke.logs.expectations`, what its failure says in :mod:`~.explain`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from cloudrun_smoke.logs.explain import (
     read_context,
     timeout_message,
 )
-from cloudrun_smoke.logs.ingestion_lag import LagEvidence, MeasuredWindow
+from cloudrun_smoke.logs.ingestion_lag import MeasuredWindow
 from cloudrun_smoke.logs.lines import LogLine, LogMatch, Unattributed, matches_in, names_nobody
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.patterns import FAILURES_FOR, LogPattern, pattern
@@ -89,6 +88,14 @@ class LogWatcher:
             self.stats.reads += 1
             self.stats.read_times.append(time.time())
         return True
+
+    def surfaced_by(self, stamp: datetime) -> bool:
+        """Whether the lines stamped up to ``stamp`` have all surfaced in a read, as far as the lags
+        measured tell (a measured absence's window)."""
+        with self._cond:
+            window = MeasuredWindow(cap=self._lookback.total_seconds()).after(self.stats.lags)
+            last = self._complete
+            return last is not None and last.started_at >= stamp + timedelta(seconds=window.seconds)
 
     def pattern(self, name: str) -> LogPattern:
         return pattern(name, self._catalogue)
@@ -175,8 +182,7 @@ class LogWatcher:
         """Start watching that no more than ``allowed`` lines of ``name`` for ``where`` appear for
         ``window`` s, or for the window its rule chooses from the lags measured (chosen again at each read)."""
         now = self._clock()
-        rule = window if isinstance(window, MeasuredWindow) else None
-        seconds = window.cap if isinstance(window, MeasuredWindow) else window
+        rule, seconds = (window, window.cap) if isinstance(window, MeasuredWindow) else (None, window)
         absence = Absence(
             self.pattern(name), dict(where or {}), since, now, now + seconds, self, allowed=allowed, rule=rule
         )
@@ -264,8 +270,8 @@ class LogWatcher:
         if item.rule is None:
             return
         same = (e for e in self.expectations if e.pattern.name == item.pattern.name)
-        unread = [now - e.registered_at for e in same if e.match is None]  # known written, not read yet
-        item.choice = item.rule.choose(LagEvidence.of(self.stats.lags, unread))
+        unread = [now - e.registered_at for e in same if not e.done]  # known written, not read yet
+        item.choice = item.rule.after(self.stats.lags, unread)
         item.deadline = item.registered_at + item.choice.seconds
 
     def _looked_after_deadline(self, item: Expectation | Absence, now: float) -> bool:
@@ -279,10 +285,8 @@ class LogWatcher:
 
     def _next_deadline_check(self, now: float) -> float | None:
         """When the poller must look at the pending waits again without a read (see above)."""
-        moments = [
-            item.deadline if now < item.deadline else item.deadline + self._pacer.steady_interval
-            for item in self._pending
-        ]
+        late = self._pacer.steady_interval
+        moments = (i.deadline if now < i.deadline else i.deadline + late for i in self._pending)
         return min((m for m in moments if m > now), default=None)
 
     def _resolve_at_deadline(self, item: Expectation | Absence) -> None:

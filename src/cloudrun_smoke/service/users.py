@@ -40,18 +40,12 @@ class SmokeUser:
 
     def archive_requested(self) -> list[str]:
         """The user's threads whose archiving may have set the service's queue to work: those with a
-        PATCH the service answered, and those whose PATCH went unanswered (Ctrl-C or a timeout cut it
-        short) unless the thread, asked now, says it is not archived. Else teardown would wait its
-        whole grace for a consolidation that never started (a Ctrl-C run once spent 20 s so).
-        Called before the threads are deleted."""
-        answered = {t.path for t in self.client.timings if t.method == "PATCH" and t.status is not None}
-        cut_short = {t.path for t in self.client.timings if t.method == "PATCH" and t.status is None}
-        return [
-            t
-            for t in self.threads
-            if contract.thread_path(t) in answered
-            or (contract.thread_path(t) in cut_short and not self._says_not_archived(t))
-        ]
+        PATCH sent (answered, or cut short by Ctrl-C or a timeout), unless the thread, asked now, says
+        it is not archived (a PATCH that never reached the service, or an archive the service answered
+        but did not make). Else teardown would wait its whole grace for a consolidation that never
+        started (a Ctrl-C run once spent 20 s so). Called before the threads are deleted."""
+        sent = {t.path for t in self.client.timings if t.method == "PATCH"}
+        return [t for t in self.threads if contract.thread_path(t) in sent and not self._says_not_archived(t)]
 
     def _says_not_archived(self, thread_id: str) -> bool:
         try:
