@@ -15,6 +15,7 @@ from cloudrun_smoke.logs.expectations import LogExpectationFailed
 from cloudrun_smoke.logs.ingestion_lag import MeasuredWindow
 from cloudrun_smoke.logs.pacing import ReadPacer
 from cloudrun_smoke.logs.watcher import LogWatcher
+from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.waiting import wait_until
 from helpers.log_entries import REVISION_FILTER, emit_stderr, watcher_on
 
@@ -371,5 +372,27 @@ def test_a_measured_absence_never_outlasts_its_cap_and_says_so(api: tuple) -> No
         assert absent.describe_window().startswith(
             "watched for 1.5 s (its cap, log_deadline (1 line(s) of this kind known"
         )
+    finally:
+        watcher.close()
+
+
+def test_lines_stamped_up_to_a_moment_have_surfaced_once_a_read_starts_one_measured_window_later(
+    api: tuple,
+) -> None:
+    """12 lines 1 s late: the window is 1 s + the least margin (1 s), so lines stamped up to now count
+    as surfaced only once a read started 2 s from now; a '0 new concepts' line waits that long before
+    it may be taken for a thread's last."""
+    logging_api, server = api
+    watcher = watcher_for(server)
+    try:
+        for n in range(12):
+            emit(logging_api, ENQUEUED.format(f"lag-{n}"), visible_in=1.0)
+        watcher.expect("archive.enqueued", {"thread_id": "lag-11"}, timeout=10)
+        stamp = utcnow()
+        started = time.monotonic()
+        assert not watcher.surfaced_by(stamp)
+        watcher.expect_later("archive.enqueued", {"thread_id": "never"}, timeout=10)  # keeps it reading
+        wait_until(lambda: watcher.surfaced_by(stamp) or None, timeout=10, what="the window to pass")
+        assert time.monotonic() - started >= 2.0
     finally:
         watcher.close()
