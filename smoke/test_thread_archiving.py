@@ -98,8 +98,9 @@ def test_archiving_again_enqueues_nothing(archived_thread: ArchivedThread, smoke
     else:
         return
     finally:
-        why = absence.choice.reason if absence.choice else "fixed"
-        smoke_figures.record(Figure("re-archive watched", absence.window(), " s", note=why))
+        smoke_figures.record(
+            Figure("re-archive watched", absence.window(), " s", note=absence.window_reason())
+        )
     pytest.fail(
         f"archiving thread {archived_thread.thread_id} again, already archived, enqueued a second "
         f"consolidation (only the transition to archived may enqueue one):\n{seen}",

@@ -80,9 +80,12 @@ class Absence(_Wait):
     def window(self) -> float:
         return self.deadline - self.registered_at
 
+    def window_reason(self) -> str:
+        """Why the window is as long as it is (a measured one says which lags set it)."""
+        return self.choice.reason if self.choice else "fixed"
+
     def describe_window(self) -> str:
-        why = self.choice.reason if self.choice else "fixed"
-        return f"watched for {self.window():.1f} s ({why})"
+        return f"watched for {self.window():.1f} s ({self.window_reason()})"
 
     def result(self) -> None:
         self._watcher._wait_for(self)
