@@ -5,6 +5,9 @@ Each figure comes from one run of `pytest smoke/ --env local` in a subprocess an
 
     python bench/suite_bench.py            # everything (a few minutes)
     python bench/suite_bench.py --quick    # D=0 and D=5 only
+    python bench/suite_bench.py --previous ../old --repeat 3
+        # the quick set, this checkout and a previous one (with its own .venv) alternating, run by
+        # run: writes bench/results/<date>-side-by-side.json and .md
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from side_by_side import compare
 from suite_run import run_suite
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -28,7 +32,20 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="only the ingestion-delay pair")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        metavar="CHECKOUT",
+        help="a checkout of the previous version, with its own .venv: run beside this one, alternating",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="with --previous: runs of each (median)")
     args = parser.parse_args()
+    if args.previous is not None:
+        python = args.previous / ".venv" / "bin" / "python"
+        if not python.exists() or not (args.previous / "smoke").is_dir():
+            print(f"suite_bench: --previous {args.previous}: no checkout with a .venv there ({python})")
+            return 2
+        return compare(args.previous.resolve(), max(1, args.repeat), RESULTS)
 
     runs: dict[str, dict[str, Any]] = {}
     runs["on-call (-m oncall)"] = run_suite({}, "-m", "oncall")

@@ -21,13 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 ABSENCE_FIGURE = "re-archive watched"  # the figure smoke/test_thread_archiving.py records
 
 
-def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
+def checkout_python(checkout: Path) -> str:
+    """The interpreter that runs ``checkout``'s suite: this one for this checkout, else its own ``.venv``
+    (another checkout's package is installed there, not here)."""
+    return sys.executable if checkout == ROOT else str(checkout / ".venv" / "bin" / "python")
+
+
+def run_suite(
+    extra_env: dict[str, str], *args: str, timeout: float = 900, checkout: Path = ROOT
+) -> dict[str, Any]:
+    """One run of ``checkout``'s suite (another checkout runs with its own ``.venv``: bench/suite_bench.py
+    --previous compares two versions of the suite side by side)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "verdict.json"
         started = time.monotonic()
         proc = subprocess.run(
             [
-                sys.executable,
+                checkout_python(checkout),
                 "-m",
                 "pytest",
                 "smoke/",
@@ -39,7 +49,7 @@ def run_suite(extra_env: dict[str, str], *args: str, timeout: float = 900) -> di
                 f"--smoke-report={report}",
                 *args,
             ],
-            cwd=ROOT,
+            cwd=checkout,
             capture_output=True,
             text=True,
             env={**os.environ, **extra_env},

@@ -224,7 +224,8 @@ def test_cpu_idle_starves_the_queue_and_the_late_consolidation_says_why(tmp_path
         "6",
         "-k",
         CPU_SELECT,
-        env={"SMOKE_LOCAL_FAULTS": "llm-latency", "SMOKE_LOCAL_CPU_IDLE": "1"},
+        # The starved consolidation is reported at teardown after 8 s in all, not after the default 20.
+        env={"SMOKE_LOCAL_FAULTS": "llm-latency", "SMOKE_LOCAL_CPU_IDLE": "1", "SMOKE_CLEANUP_GRACE": "8"},
     )
     assert run.outcomes[ARCHIVING] == "failure", run.output
     message = run.messages[ARCHIVING]

@@ -264,10 +264,10 @@ def test_a_second_ctrl_c_is_not_held() -> None:
 
 @pytest.mark.slow
 def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) -> None:
-    """A service whose queue never logs an end: the grace is spent once for all the run's users, not
-    once per user (a failing run with four users once took 80 s to tear down); each thread without an
-    end line is reported, and still every thread is deleted and every memory cleared."""
-    with running_service(tmp_path, "archive-no-enqueue") as service:
+    """A service whose consolidations start and never end: the grace is spent once for all the run's
+    users, not once per user (a failing run with four users once took 80 s to tear down); each thread
+    without an end line is reported, and still every thread is deleted and every memory cleared."""
+    with running_service(tmp_path, "consolidation-hangs") as service:
         stack = service.stack
         watcher = watcher_on(
             stack.logging_api_endpoint, stack.config.project, 'resource.type="cloud_run_revision"', 120

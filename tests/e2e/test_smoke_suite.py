@@ -158,6 +158,9 @@ def test_a_missing_enqueue_line_fails_the_archiving_check_with_a_diagnosis(tmp_p
     thread_ids = [w for w in message.split() if w.startswith("thread_id=")]
     assert thread_ids and len(thread_ids[0]) > len("thread_id=") + 8, message
     assert "filter: " in message and "log reads: " in message
+    # Nothing was enqueued: teardown watched for enqueue lines one measured window, it did not wait the
+    # grace for consolidations of threads the run never waited an enqueue line for (the queue samples').
+    assert run.verdict["run"]["cleanup_problems"] == [], run.verdict["run"]
     assert processes_with_marker(run.marker) == []
 
 

@@ -135,6 +135,8 @@ CATALOGUE = [
         ),
         (HEALTH,),
         ("--log-deadline", "6"),
+        # The hung consolidation is reported at teardown after 8 s in all, not after the default 20.
+        environ=(("SMOKE_CLEANUP_GRACE", "8"),),
     ),
     Row(
         "llm-unreachable",
@@ -311,8 +313,13 @@ CATALOGUE = [
         "test_slo.py::test_archive_latency_p50",
         ("archive latency P50", "threshold 200 ms"),
     ),
+    # Two samples, one round of the queue's two workers: five would queue three rounds of 6 s each.
     Row(
-        "queue-slow=6", "queue_time", "test_slo.py::test_queue_time_p95", ("queue time P95", "threshold 5 s")
+        "queue-slow=6",
+        "queue_time",
+        "test_slo.py::test_queue_time_p95",
+        ("queue time P95", "threshold 5 s"),
+        environ=(("SMOKE_ARCHIVE_SAMPLES", "2"),),
     ),
     Row("api-health-503", "health", HEALTH, ("→ 503",), (READY_CHECK,)),
     Row(

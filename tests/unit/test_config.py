@@ -113,12 +113,15 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
 def test_smoke_variables_override_and_are_validated(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL + "[env.prod.stack]\n"))
     env = config.environment(
-        "prod", environ={"SMOKE_LOG_DEADLINE": "7.5", "SMOKE_LOCAL_SERVICE_CMD": "./svc"}
+        "prod",
+        environ={"SMOKE_LOG_DEADLINE": "7.5", "SMOKE_CLEANUP_GRACE": "4", "SMOKE_LOCAL_SERVICE_CMD": "./svc"},
     )
-    assert env.log_deadline == 7.5
+    assert (env.log_deadline, env.cleanup_grace) == (7.5, 4.0)
     assert env.stack is not None and env.stack.service_cmd == "./svc"
     with pytest.raises(ConfigError, match="SMOKE_LOG_DEADLINE"):
         config.environment("prod", environ={"SMOKE_LOG_DEADLINE": "-1"})
+    with pytest.raises(ConfigError, match="SMOKE_CLEANUP_GRACE"):
+        config.environment("prod", environ={"SMOKE_CLEANUP_GRACE": "0"})
 
 
 def test_sections_parse_into_typed_settings(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ CONFIG_VAR = "SMOKE_CONFIG"
 # [env.NAME.stack] are overridden only in an environment that has that table.
 OVERRIDES: Mapping[str, tuple[Loc, Callable[[str], Any]]] = {
     "SMOKE_LOG_DEADLINE": (("log_deadline",), float),
+    "SMOKE_CLEANUP_GRACE": (("cleanup_grace",), float),
     "SMOKE_RUN_API_ENDPOINT": (("run_api_endpoint",), str),
     "SMOKE_LOGGING_API_ENDPOINT": (("logging_api_endpoint",), str),
     "SMOKE_MONITORING_API_ENDPOINT": (("monitoring_api_endpoint",), str),

@@ -187,6 +187,9 @@ class Environment(Settings):
     smoke_user_prefix: NonEmptyText = "smoke-"
     log_deadline: PositiveNumber = 60.0
     log_lookback: PositiveNumber = 120.0
+    # Teardown's whole wait (the run's own waits included) for the consolidations the run set off to
+    # end, before a per-run user's memory is cleared: one still running then is reported, not waited for.
+    cleanup_grace: PositiveNumber = 20.0
     read_budget_per_minute: PositiveInt = 30
     health_path: UrlPath = "/api/health"
     health_expect: Table = Field(default_factory=lambda: {"status": "ok"})

@@ -29,8 +29,6 @@ from cloudrun_smoke.service.run_users import RunUsers
 from cloudrun_smoke.service.settle import queue_settled
 from cloudrun_smoke.service.users import SmokeUser
 
-SETTLE_GRACE_SECONDS = 20.0  # teardown's wait for the queue's end lines, before clearing a user's memory
-
 
 @pytest.fixture(scope="session")
 def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
@@ -147,7 +145,7 @@ def smoke_users(
     try:
         yield user
     finally:
-        run_users.remove_all(queue_settled(smoke_logs, grace=SETTLE_GRACE_SECONDS))
+        run_users.remove_all(queue_settled(smoke_logs, grace=smoke_env.cleanup_grace))
 
 
 @pytest.fixture(scope="session")

@@ -62,13 +62,14 @@ def queue_settled(watcher: LogWatcher, grace: float) -> Settle:
 
 
 def _enqueue_waited_out(watcher: LogWatcher, thread_id: str) -> bool:
-    """The run waited its whole deadline for the thread's enqueue line and none came, nor any line of
-    its consolidation (the archive may have failed to enqueue one)."""
+    """No line of the thread's consolidation seen (enqueue, start or end), and no wait of the run for
+    its enqueue line still pending: the archive may have enqueued nothing (the run waited in vain, or
+    waited only for later lines, as the queue-time samples do)."""
     where = {"thread_id": thread_id}
     if any(watcher.find(name, where) for name in (ENQUEUED, STARTED, END)):
         return False
     own = [e for e in watcher.expectations if e.pattern.name == ENQUEUED and e.where == where]
-    return bool(own) and all(e.expired for e in own)
+    return all(e.expired for e in own)
 
 
 def _waited(watcher: LogWatcher, thread_id: str) -> float:
