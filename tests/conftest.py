@@ -9,6 +9,24 @@ import pytest
 from cloudrun_smoke.local.json_api import JsonApiServer
 from cloudrun_smoke.local.log_store import LogStore
 from cloudrun_smoke.local.logging_api import Ingestion, LoggingApi, ReadQuota
+from helpers.ahead import AheadRun, RunsAhead, session_folder
+
+
+@pytest.fixture(scope="session")
+def runs_ahead(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunsAhead]:
+    """The ``@pytest.mark.suite_run`` runs, started ahead of their tests and shared out between the
+    workers (helpers.ahead)."""
+    ahead = RunsAhead(request.session.items, session_folder(tmp_path_factory))
+    yield ahead
+    ahead.close()
+
+
+@pytest.fixture
+def suite_run(request: pytest.FixtureRequest, runs_ahead: RunsAhead) -> AheadRun:
+    """This test's run of the suite, made by the plan its ``suite_run`` mark names."""
+    return runs_ahead.result(request.node)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.ahead import AheadRun
 from helpers.catalogue import (
     ARCHIVE_AGAIN,
     ARCHIVING,
@@ -29,17 +30,22 @@ from helpers.catalogue import (
     RECALL,
     Row,
 )
-from helpers.smoke_runs import ROOT, run_smoke
+from helpers.smoke_runs import ROOT, SuiteRun, run_smoke
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("row", CATALOGUE, ids=[r.name for r in CATALOGUE])
-def test_fault_is_caught_by_its_check(row: Row, tmp_path: Path) -> None:
+def row_run(folder: Path, row: Row) -> SuiteRun:
     env = {"SMOKE_LOCAL_FAULTS": row.fault, **dict(row.environ)}
     if row.neighbours:
         env["SMOKE_LOCAL_NEIGHBOURS"] = str(row.neighbours)
-    config = (f"--smoke-config={stats_config(tmp_path)}",) if row.stats else ()
-    run = run_smoke(tmp_path, "-q", "--env", "local", "-k", row.select, *config, *row.args, env=env)
+    config = (f"--smoke-config={stats_config(folder)}",) if row.stats else ()
+    return run_smoke(folder, "-q", "--env", "local", "-k", row.select, *config, *row.args, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=row_run)
+@pytest.mark.parametrize("row", CATALOGUE, ids=[r.name for r in CATALOGUE])
+def test_fault_is_caught_by_its_check(row: Row, suite_run: AheadRun) -> None:
+    run = suite_run.run
     out = run.output
     assert run.returncode == 1, out
     outcomes = run.outcomes
@@ -65,20 +71,30 @@ VARIANTS = ["archived-bool", "hard-delete", "json-logs", "slow-start", "transien
 LOGGING_CONDITIONS = ["stack:logging-429", "stack:heavy-jitter", "stack:flaky-logging"]
 
 
+def variant_run(folder: Path, variant: str) -> SuiteRun:
+    return run_smoke(folder, "-q", "--env", "local", env={"SMOKE_LOCAL_FAULTS": variant})
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=variant_run)
 @pytest.mark.parametrize("variant", VARIANTS + LOGGING_CONDITIONS)
-def test_a_correct_variant_passes_every_check(variant: str, tmp_path: Path) -> None:
-    run = run_smoke(tmp_path, "-q", "--env", "local", env={"SMOKE_LOCAL_FAULTS": variant})
+def test_a_correct_variant_passes_every_check(variant: str, suite_run: AheadRun) -> None:
+    run = suite_run.run
     failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v in ("failure", "error")}
     assert run.returncode == 0 and not failed, f"{variant} is allowed by the contract: {failed}\n{run.output}"
 
 
+def failing_neighbours_run(folder: Path) -> SuiteRun:
+    env = {"SMOKE_LOCAL_FAULTS": "neighbours-fail", "SMOKE_LOCAL_NEIGHBOURS": str(NEIGHBOUR_RATE)}
+    return run_smoke(folder, "-q", "--env", "local", env=env)
+
+
 @pytest.mark.slow
-def test_a_healthy_revision_beside_failing_neighbours_passes(tmp_path: Path) -> None:
+@pytest.mark.suite_run(plan=failing_neighbours_run)
+def test_a_healthy_revision_beside_failing_neighbours_passes(suite_run: AheadRun) -> None:
     """Other users' failed consolidations and saves, in forms that name nobody, fall inside the run's
     window: every check passes, and the lines are reported beside the verdict, never in it."""
-    env = {"SMOKE_LOCAL_FAULTS": "neighbours-fail", "SMOKE_LOCAL_NEIGHBOURS": str(NEIGHBOUR_RATE)}
-    run = run_smoke(tmp_path, "-q", "--env", "local", env=env)
+    run = suite_run.run
     failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v in ("failure", "error")}
     assert run.returncode == 0 and not failed, f"failing neighbours failed the run: {failed}\n{run.output}"
     assert run.verdict["verdict"] == "pass"
@@ -106,7 +122,14 @@ def stats_config(tmp_path: Path) -> Path:
     return path
 
 
+def preferences_run(folder: Path, faults: str, expected: str) -> SuiteRun:
+    config = f"--smoke-config={stats_config(folder)}"
+    args = ("-q", "--env", "local", config, "--log-deadline", "8", "-k", "preferences")
+    return run_smoke(folder, *args, env={"SMOKE_LOCAL_FAULTS": faults})
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=preferences_run)
 @pytest.mark.parametrize(
     ("faults", "expected"),
     [
@@ -120,19 +143,10 @@ def stats_config(tmp_path: Path) -> Path:
     ],
     ids=["stats", "no-dedup", "wrong-user"],
 )
-def test_preference_faults_fail_where_stats_show_them(faults: str, expected: str, tmp_path: Path) -> None:
-    run = run_smoke(
-        tmp_path,
-        "-q",
-        "--env",
-        "local",
-        f"--smoke-config={stats_config(tmp_path)}",
-        "--log-deadline",
-        "8",
-        "-k",
-        "preferences",
-        env={"SMOKE_LOCAL_FAULTS": faults},
-    )
+def test_preference_faults_fail_where_stats_show_them(
+    faults: str, expected: str, suite_run: AheadRun
+) -> None:
+    run = suite_run.run
     check = "test_preferences.py::test_preferences_are_visible_and_not_duplicated"
     assert run.outcomes[check] == ("failure" if expected else "passed"), run.output
     assert expected in run.messages.get(check, ""), run.messages.get(check)
@@ -168,15 +182,24 @@ BLOCKED = [
 ]
 
 
+SUMMARY = "summary.md"  # the GitHub step summary of a blocked case's run, in its folder
+
+
+def blocked_run(folder: Path, case: Blocked) -> SuiteRun:
+    env = {"SMOKE_LOCAL_FAULTS": case.fault, "GITHUB_STEP_SUMMARY": str(folder / SUMMARY)}
+    return run_smoke(folder, "--env", "local", "-k", case.select, env=env)
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=blocked_run)
 @pytest.mark.parametrize("case", BLOCKED, ids=[b.fault for b in BLOCKED])
-def test_a_failed_scenario_is_one_failure_and_blocks_its_dependents(case: Blocked, tmp_path: Path) -> None:
+def test_a_failed_scenario_is_one_failure_and_blocks_its_dependents(
+    case: Blocked, suite_run: AheadRun
+) -> None:
     """A scenario that fails before any check can judge it: its first check fails with the cause, the
     checks that depend on it are skipped as blocked by that check; exit 1, and the verdict, JUnit and
     the GitHub summary show one root cause with the blocked checks under it (not 4 errors alike)."""
-    summary = tmp_path / "summary.md"
-    env = {"SMOKE_LOCAL_FAULTS": case.fault, "GITHUB_STEP_SUMMARY": str(summary)}
-    run = run_smoke(tmp_path, "--env", "local", "-k", case.select, env=env)
+    run, summary = suite_run.run, suite_run.folder / SUMMARY
     assert run.returncode == 1, run.output
     last = run.output.strip().splitlines()[-1]
     assert f" 1 failed, {len(case.blocked)} skipped" in last, run.output
@@ -204,18 +227,15 @@ def test_a_failed_scenario_is_one_failure_and_blocks_its_dependents(case: Blocke
 CPU_SELECT = "archive_enqueues or cpu_allocation or health_endpoint"
 
 
-@pytest.mark.slow
-def test_cpu_idle_starves_the_queue_and_the_late_consolidation_says_why(tmp_path: Path) -> None:
-    """With [expect] cpu_idle unset the deployment check only reports it; the archive check's late
-    consolidation names cpu_idle and that its lines appeared only while requests were served."""
-    config = tmp_path / "smoke.toml"
+def cpu_idle_run(folder: Path) -> SuiteRun:
+    config = folder / "smoke.toml"
     config.write_text(
         "\n".join(
             line for line in (ROOT / "smoke.toml").read_text().splitlines() if line != "cpu_idle = false"
         )
     )
-    run = run_smoke(
-        tmp_path,
+    return run_smoke(
+        folder,
         "-q",
         "--env",
         "local",
@@ -227,6 +247,14 @@ def test_cpu_idle_starves_the_queue_and_the_late_consolidation_says_why(tmp_path
         # The starved consolidation is reported at teardown after 8 s in all, not after the default 20.
         env={"SMOKE_LOCAL_FAULTS": "llm-latency", "SMOKE_LOCAL_CPU_IDLE": "1", "SMOKE_CLEANUP_GRACE": "8"},
     )
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=cpu_idle_run)
+def test_cpu_idle_starves_the_queue_and_the_late_consolidation_says_why(suite_run: AheadRun) -> None:
+    """With [expect] cpu_idle unset the deployment check only reports it; the archive check's late
+    consolidation names cpu_idle and that its lines appeared only while requests were served."""
+    run = suite_run.run
     assert run.outcomes[ARCHIVING] == "failure", run.output
     message = run.messages[ARCHIVING]
     for part in (
@@ -243,10 +271,9 @@ def test_cpu_idle_starves_the_queue_and_the_late_consolidation_says_why(tmp_path
     assert "Traceback" not in run.output
 
 
-@pytest.mark.slow
-def test_with_cpu_always_allocated_the_same_consolidation_passes(tmp_path: Path) -> None:
-    run = run_smoke(
-        tmp_path,
+def cpu_allocated_run(folder: Path) -> SuiteRun:
+    return run_smoke(
+        folder,
         "-q",
         "--env",
         "local",
@@ -256,6 +283,12 @@ def test_with_cpu_always_allocated_the_same_consolidation_passes(tmp_path: Path)
         CPU_SELECT,
         env={"SMOKE_LOCAL_FAULTS": "llm-latency", "SMOKE_LOCAL_CPU_IDLE": "0"},
     )
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=cpu_allocated_run)
+def test_with_cpu_always_allocated_the_same_consolidation_passes(suite_run: AheadRun) -> None:
+    run = suite_run.run
     failed = {k: run.messages.get(k, "") for k, v in run.outcomes.items() if v != "passed"}
     assert run.returncode == 0 and not failed, f"{failed}\n{run.output}"
     assert {ARCHIVING, CPU_IDLE} <= run.outcomes.keys()
