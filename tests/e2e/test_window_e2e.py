@@ -22,6 +22,7 @@ from cloudrun_smoke.local.stack import stack_for
 from cloudrun_smoke.local.traffic import run_background_traffic
 from cloudrun_smoke.report.verdict import Figure
 from cloudrun_smoke.waiting import wait_until
+from helpers.ahead import AheadRun
 from helpers.smoke_runs import ROOT, SuiteRun, run_window
 
 CHECKS = {
@@ -81,11 +82,16 @@ def assert_only_fails(
     assert "Traceback" not in run.output
 
 
+def healthy_run(folder: Path, variant: str) -> SuiteRun:
+    return run_window(folder, env={"SMOKE_LOCAL_FAULTS": variant})
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=healthy_run)
 @pytest.mark.parametrize("variant", ["", "json-logs"])
-def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, tmp_path: Path) -> None:
+def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, suite_run: AheadRun) -> None:
     """Also when every line is JSON (``jsonPayload.message``) instead of text."""
-    run = run_window(tmp_path, env={"SMOKE_LOCAL_FAULTS": variant})
+    run = suite_run.run
     assert run.returncode == 0, run.output
     assert {k: run.outcomes.get(v) for k, v in CHECKS.items()} == dict.fromkeys(CHECKS, "passed"), run.output
     assert len(run.outcomes) == len(CHECKS)  # the window checks only: no scenario, no other check
@@ -104,7 +110,13 @@ def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, 
 MONITORING_CHECKS = ("5xx", "latency", "memory", "cpu", "instances")
 
 
+def not_yet_visible_run(folder: Path, settings: str, reasons: dict[str, str]) -> SuiteRun:
+    config = local_config(folder, "traffic_deadline = 10\n" + settings)
+    return run_window(folder, f"--smoke-config={config}", env={"SMOKE_LOCAL_FAULTS": ""})
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=not_yet_visible_run)
 @pytest.mark.parametrize(
     ("settings", "reasons"),
     [
@@ -123,10 +135,9 @@ MONITORING_CHECKS = ("5xx", "latency", "memory", "cpu", "instances")
     ids=["after-a-deploy", "read-up-to-now"],
 )
 def test_monitoring_figures_not_yet_visible_are_skipped_not_judged(
-    settings: str, reasons: dict[str, str], tmp_path: Path
+    settings: str, reasons: dict[str, str], suite_run: AheadRun
 ) -> None:
-    config = local_config(tmp_path, "traffic_deadline = 10\n" + settings)
-    run = run_window(tmp_path, f"--smoke-config={config}", env={"SMOKE_LOCAL_FAULTS": ""})
+    run = suite_run.run
     assert run.returncode == 0, run.output
     for name, reason in reasons.items():
         check = CHECKS[name]
@@ -247,11 +258,16 @@ def test_every_window_check_is_proven_by_a_fault() -> None:
     assert all(callable(globals().get(test)) for test in DEDICATED.values()), DEDICATED
 
 
+def window_fault_run(folder: Path, case: WindowFault) -> SuiteRun:
+    config = local_config(folder, case.settings)
+    return run_window(folder, f"--smoke-config={config}", env={"SMOKE_LOCAL_FAULTS": case.fault})
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=window_fault_run)
 @pytest.mark.parametrize("case", FAULTS, ids=[f.id for f in FAULTS])
-def test_a_window_fault_fails_its_check(case: WindowFault, tmp_path: Path) -> None:
-    config = local_config(tmp_path, case.settings)
-    run = run_window(tmp_path, f"--smoke-config={config}", env={"SMOKE_LOCAL_FAULTS": case.fault})
+def test_a_window_fault_fails_its_check(case: WindowFault, suite_run: AheadRun) -> None:
+    run = suite_run.run
     assert run.returncode == 1, run.output
     assert_only_fails(run, case.failing, case.figure, case.message, case.skipped)
 
