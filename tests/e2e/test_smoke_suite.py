@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.ahead import AheadRun, smoke
 from helpers.smoke_runs import ROOT, SuiteRun, processes_with_marker, run_local, run_smoke
 
 READ_ONLY_CHECKS = {
@@ -88,12 +89,13 @@ def test_a_healthy_run_reads_the_logs_at_most_20_times(healthy_run: tuple[SuiteR
 
 
 @pytest.mark.slow
-def test_with_short_pages_the_suite_passes_and_its_verdict_counts_every_page(tmp_path: Path) -> None:
+@pytest.mark.suite_run(plan=smoke("--env", "local", env={"SMOKE_LOCAL_FAULTS": "stack:short-pages"}))
+def test_with_short_pages_the_suite_passes_and_its_verdict_counts_every_page(suite_run: AheadRun) -> None:
     """Cloud Logging may answer short pages, and empty ones with a nextPageToken ("Retry the method with
     this value for page_token to continue the search": ListLogEntriesResponse,
     https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list). Each page is a read:
     counted, timed when sent, within the budget in any 60 s, never two in one second."""
-    run = run_smoke(tmp_path, "--env", "local", env={"SMOKE_LOCAL_FAULTS": "stack:short-pages"})
+    run = suite_run.run
     assert run.returncode == 0, run.output
     logs = run.verdict["logs"]
     times = logs["read_times"]
@@ -135,18 +137,22 @@ def test_the_scenarios_log_waits_overlapped(healthy_run: tuple[SuiteRun, dict]) 
 
 
 @pytest.mark.slow
-def test_read_only_runs_no_writing_check_and_creates_nothing(tmp_path: Path) -> None:
-    run = run_smoke(tmp_path, "--env", "local", "--read-only")
+@pytest.mark.suite_run(plan=smoke("--env", "local", "--read-only"))
+def test_read_only_runs_no_writing_check_and_creates_nothing(suite_run: AheadRun) -> None:
+    run = suite_run.run
     assert run.returncode == 0, run.output
     assert set(run.outcomes) - {"test_security.py::test_dev_bypass_is_refused"} == READ_ONLY_CHECKS
     verdict = run.verdict
     assert verdict["run"] is None or verdict["run"]["threads_created"] == 0
 
 
+NO_ENQUEUE = f"{sys.executable} -m emergence_reference --fault archive-no-enqueue"
+
+
 @pytest.mark.slow
-def test_a_missing_enqueue_line_fails_the_archiving_check_with_a_diagnosis(tmp_path: Path) -> None:
-    broken = f"{sys.executable} -m emergence_reference --fault archive-no-enqueue"
-    run = run_smoke(tmp_path, "--env", "local", "--local-service-cmd", broken, "--log-deadline", "4")
+@pytest.mark.suite_run(plan=smoke("--env", "local", "--local-service-cmd", NO_ENQUEUE, "--log-deadline", "4"))
+def test_a_missing_enqueue_line_fails_the_archiving_check_with_a_diagnosis(suite_run: AheadRun) -> None:
+    run = suite_run.run
     assert run.returncode == 1, run.output
     archiving = "test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"
     assert run.outcomes[archiving] == "failure", run.output
@@ -193,8 +199,9 @@ def test_an_unknown_env_is_one_line_naming_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_k_starts_only_the_scenarios_the_selected_checks_use(tmp_path: Path) -> None:
-    run = run_smoke(tmp_path, "--env", "local", "-k", "deployment or batch")
+@pytest.mark.suite_run(plan=smoke("--env", "local", "-k", "deployment or batch"))
+def test_k_starts_only_the_scenarios_the_selected_checks_use(suite_run: AheadRun) -> None:
+    run = suite_run.run
     assert run.returncode == 0, run.output
     assert {k.split("::")[0] for k in run.outcomes} == {"test_deployment.py", "test_batch_consolidation.py"}
     subjects = {json.dumps(e["where"], sort_keys=True) for e in run.verdict["logs"]["expectations"]}
@@ -203,10 +210,14 @@ def test_k_starts_only_the_scenarios_the_selected_checks_use(tmp_path: Path) -> 
     assert run.verdict["run"]["threads_created"] == 2  # the batch scenario's two threads
 
 
+TWO_INSTANCES = {"SMOKE_LOCAL_INSTANCES": "2"}  # each with its own SQLite file
+
+
 @pytest.mark.slow
-def test_a_404_across_instances_is_explained_from_the_request_logs(tmp_path: Path) -> None:
+@pytest.mark.suite_run(plan=smoke("--env", "local", "-k", "tenant", env=TWO_INSTANCES))
+def test_a_404_across_instances_is_explained_from_the_request_logs(suite_run: AheadRun) -> None:
     """Two instances, each with its own SQLite: the thread created on one is unknown to the other."""
-    run = run_smoke(tmp_path, "--env", "local", "-k", "tenant", env={"SMOKE_LOCAL_INSTANCES": "2"})
+    run = suite_run.run
     assert run.outcomes["test_security.py::test_tenant_isolation"] == "failure", run.output
     assert "cloudrun-smoke: per-instance state" in run.output
     assert "requests reached 2 different instances" in run.output
@@ -226,21 +237,19 @@ def known_failure_config(tmp_path: Path) -> Path:
     return path
 
 
+def known_failure_run(folder: Path, faults: str, reported: str) -> SuiteRun:
+    return run_local(folder, known_failure_config(folder), "-k", "tenant", env={"SMOKE_LOCAL_FAULTS": faults})
+
+
 @pytest.mark.slow
+@pytest.mark.suite_run(plan=known_failure_run)
 @pytest.mark.parametrize(
     ("faults", "reported"), [("search-leaks", "known-failure"), ("", "known-failure-passed")]
 )
 def test_a_known_failure_is_reported_as_such_and_when_it_starts_passing(
-    tmp_path: Path, faults: str, reported: str
+    suite_run: AheadRun, faults: str, reported: str
 ) -> None:
-    config = known_failure_config(tmp_path)
-    run = run_local(
-        tmp_path,
-        config,
-        "-k",
-        "tenant",
-        env={"SMOKE_LOCAL_FAULTS": faults},
-    )
+    run = suite_run.run
     assert run.returncode == 0, run.output
     (check,) = [c for c in run.verdict["checks"] if c["nodeid"].endswith("test_tenant_isolation")]
     assert check["outcome"] == reported, check
@@ -249,10 +258,11 @@ def test_a_known_failure_is_reported_as_such_and_when_it_starts_passing(
 
 
 @pytest.mark.slow
-def test_a_404_that_stops_a_scenario_is_diagnosed_once(tmp_path: Path) -> None:
+@pytest.mark.suite_run(plan=smoke("--env", "local", "-k", "thread_archiving", env=TWO_INSTANCES))
+def test_a_404_that_stops_a_scenario_is_diagnosed_once(suite_run: AheadRun) -> None:
     """Two instances: the archive scenario's message lands on the instance that never saw its thread.
     One check fails with the diagnosis; the three others are blocked by it, without a copy of it."""
-    run = run_smoke(tmp_path, "--env", "local", "-k", "thread_archiving", env={"SMOKE_LOCAL_INSTANCES": "2"})
+    run = suite_run.run
     assert run.returncode == 1, run.output
     failed = [k for k, v in run.outcomes.items() if v != "skipped"]
     assert failed == ["test_thread_archiving.py::test_archive_enqueues_a_consolidation_that_completes"], (

@@ -29,13 +29,18 @@ from typing import Any
 import pytest
 
 from cloudrun_smoke.waiting import wait_until
-from helpers.smoke_runs import SuiteRun
+from helpers.smoke_runs import SuiteRun, run_smoke
 
 AT_ONCE = 2  # runs in flight per worker: with `-n 2`, four at most
 MARK = "suite_run"
 WAIT_S = 900.0  # a run claimed by another worker: its longest run (run_smoke's 300 s) and a margin
 Plan = Callable[..., SuiteRun]
 RESULT, FAILED = "result.json", "failed.txt"  # in a run's folder, for the worker that judges it
+
+
+def smoke(*args: str, env: dict[str, str] | None = None) -> Plan:
+    """The plan of a test without parameters: ``pytest smoke/ ARGS`` with ``env`` (helpers.smoke_runs)."""
+    return lambda folder: run_smoke(folder, *args, env=env)
 
 
 @dataclass(frozen=True)
