@@ -10,17 +10,21 @@ shared temporary folder) and its result left there for whichever worker judges i
 its own stack, service and folder: nothing is shared between runs but the machine.
 
 ``plan(folder, **params)`` makes the run from the test's parameters alone (its ``callspec``), so that
-it can start before the test does, on any worker.
+it can start before the test does, on any worker. ``alone(**params)`` (or ``alone=True``) names the runs
+that measure the machine itself (a CPU burn judged against a CPU limit): such a run waits until no other
+run is in flight on any worker, and none starts beside it (:class:`MachineShare`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,44 @@ def smoke(*args: str, env: dict[str, str] | None = None) -> Plan:
     return lambda folder: run_smoke(folder, *args, env=env)
 
 
+class MachineShare:
+    """Runs share the machine (a shared lock on ``machine.lock``) but for one that takes it alone (the
+    exclusive lock). A run about to start first passes ``turnstile.lock``, which the lone run holds while
+    it waits for the runs in flight to end: no new run slips in meanwhile and starves it. Locks of
+    ``flock(2)``, so that they hold across the workers' processes and go with a worker that dies; each
+    taken on a file opened for it, since two threads of one process holding one descriptor share its lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self._machine, self._turnstile = folder / "machine.lock", folder / "turnstile.lock"
+
+    @contextlib.contextmanager
+    def hold(self, alone: bool) -> Iterator[None]:
+        with self._locked(self._turnstile, fcntl.LOCK_EX):
+            machine = self._take(self._machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            machine.close()  # releases the lock
+
+    @contextlib.contextmanager
+    def _locked(self, path: Path, mode: int) -> Iterator[None]:
+        handle = self._take(path, mode)
+        try:
+            yield
+        finally:
+            handle.close()
+
+    @staticmethod
+    def _take(path: Path, mode: int) -> Any:
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle.fileno(), mode)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+
 @dataclass(frozen=True)
 class AheadRun:
     run: SuiteRun
@@ -63,6 +105,7 @@ class RunsAhead:
         self._items = [item for item in items if item.get_closest_marker(MARK)]
         self._shared = shared / "suite-runs-ahead"
         self._shared.mkdir(exist_ok=True)
+        self._machine = MachineShare(self._shared)
         self._pool = ThreadPoolExecutor(AT_ONCE, thread_name_prefix="suite-run-ahead")
         self._mine: dict[str, Future[SuiteRun]] = {}  # claimed by this worker
         self._lock = threading.Lock()
@@ -109,13 +152,16 @@ class RunsAhead:
         assert marker is not None
         plan: Plan = marker.kwargs["plan"]
         params: dict[str, Any] = dict(item.callspec.params) if hasattr(item, "callspec") else {}
-        future = self._pool.submit(self._run, plan, folder, params)
+        alone = marker.kwargs.get("alone", False)
+        alone = bool(alone(**params) if callable(alone) else alone)
+        future = self._pool.submit(self._run, plan, folder, params, alone)
         self._mine[item.nodeid] = future
         future.add_done_callback(lambda _: self._next())
 
-    def _run(self, plan: Plan, folder: Path, params: dict[str, Any]) -> SuiteRun:
+    def _run(self, plan: Plan, folder: Path, params: dict[str, Any], alone: bool) -> SuiteRun:
         try:
-            run = plan(folder, **params)
+            with self._machine.hold(alone):
+                run = plan(folder, **params)
         except BaseException as e:
             (folder / FAILED).write_text(repr(e))
             raise
