@@ -262,6 +262,9 @@ def test_a_second_ctrl_c_is_not_held() -> None:
     assert out == "raised []"
 
 
+GRACE = 3.0  # the teardown's wait for consolidations without an end line
+
+
 @pytest.mark.slow
 def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) -> None:
     """A service whose consolidations start and never end: the grace is spent once for all the run's
@@ -282,7 +285,7 @@ def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) ->
             run_users.append(user)
         try:
             started = time.monotonic()
-            problems = clean_up(run_users, queue_settled(watcher, grace=2.0))
+            problems = clean_up(run_users, queue_settled(watcher, grace=GRACE))
             took = time.monotonic() - started
         finally:
             watcher.close()
@@ -301,7 +304,8 @@ def test_cleanup_waits_for_every_users_consolidations_at_once(tmp_path: Path) ->
         "(no end line seen); it may still write to that memory"
         for t in threads
     )
-    assert took < 2.0 + 3.0, f"three users' teardown took {took:.1f} s with a grace of 2 s"
+    # Once: GRACE and the deletes (3.1 s of them seen on a busy machine); once per user: 3 x GRACE at least.
+    assert took < 2 * GRACE + 2.0, f"three users' teardown took {took:.1f} s with a grace of {GRACE:g} s"
 
 
 @pytest.mark.slow

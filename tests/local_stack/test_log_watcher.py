@@ -278,19 +278,24 @@ def test_with_short_pages_the_emulator_never_gets_more_than_the_budget_nor_two_i
 
 
 @pytest.mark.slow
-def test_with_short_pages_no_60_s_holds_more_requests_than_the_budget(api: tuple) -> None:
-    """Greedy for 75 s: a search that never ends (empty pages forever) and a wait that never resolves."""
+def test_with_short_pages_every_page_is_paid_to_the_budget(api: tuple) -> None:
+    """Greedy for 20 s: a search that never ends (empty pages forever) and a wait that never resolves.
+    Every entries:list request, empty page or not, is paid to the run's pacer: no interval holds more
+    requests than its token bucket allows (a burst, then one per refill). That the bucket never allows
+    more than the budget in any 60 s is proven on a simulated clock (tests/unit/test_read_pacing.py)."""
     logging_api, server = api
     short_pages(logging_api, empty_first=10**6)
-    budget = 12
-    watcher = watcher_for(server, budget=budget)
+    pacer = ReadPacer(12)  # a burst of 4, then one read every 7.5 s
+    watcher = watcher_for(server, pacer=pacer)
     try:
-        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "never"}, timeout=75)
-        wait_until(lambda: waiting.done or None, timeout=90, what="the 75 s wait to end")
-        calls = list(logging_api.stats.list_calls)
-        busiest = max(sum(1 for t in calls if start <= t < start + 60.0) for start in calls)
-        assert busiest <= budget, f"{busiest} entries:list requests in one minute, budget {budget}"
-        assert len(calls) >= budget, "the budget was used"
+        waiting = watcher.expect_later("archive.enqueued", {"thread_id": "never"}, timeout=20)
+        wait_until(lambda: waiting.done or None, timeout=35, what="the 20 s wait to end")
+        calls = list(logging_api.stats.list_calls)  # the emulator's clock: what the quota would count
+        assert len(calls) > pacer.burst, f"the steady pace was never reached: {calls}"
+        for i, first in enumerate(calls):
+            for j in range(i, len(calls)):
+                allowed = pacer.burst + (calls[j] - first + 0.5) / pacer.steady_interval  # 0.5 s: transport
+                assert j - i + 1 <= allowed, f"{j - i + 1} requests in {calls[j] - first:.1f} s: {calls}"
         assert all(b - a >= 0.9 for a, b in pairwise(calls)), calls
     finally:
         watcher.close()
