@@ -16,6 +16,7 @@ import pytest
 
 from cloudrun_smoke.local.stack import LocalStack, LocalStackConfig
 from cloudrun_smoke.waiting import wait_until
+from helpers.ahead import AheadRun
 from helpers.paths import ROOT, SERVICES
 from helpers.smoke_runs import (
     SuiteRun,
@@ -161,12 +162,27 @@ def timed(tmp_path: Path, *args: str, env: dict[str, str] | None = None, bound: 
     return run
 
 
+def against_url(folder: Path, url: str, *args: str, env: dict[str, str] | None = None) -> SuiteRun:
+    """``timed`` with ``url`` kept in the run's folder, for the test that judges it (helpers.ahead)."""
+    (folder / "url").write_text(url)
+    return timed(folder, *args, env=env, bound=60)
+
+
+def url_of(run: AheadRun) -> str:
+    return (run.folder / "url").read_text()
+
+
 # -- a wrong --service-url -----------------------------------------------------------------------------
-@pytest.mark.slow
-@pytest.mark.parametrize("option", ["--service-url", "--base-url"])
-def test_a_service_url_where_nothing_listens(option: str, tmp_path: Path) -> None:
+def nothing_listens_run(folder: Path, option: str) -> SuiteRun:
     url = f"http://127.0.0.1:{closed_port()}"
-    run = timed(tmp_path, "--env", "local", "-k", "health or tenant", option, url, bound=60)
+    return against_url(folder, url, "--env", "local", "-k", "health or tenant", option, url)
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=nothing_listens_run)
+@pytest.mark.parametrize("option", ["--service-url", "--base-url"])
+def test_a_service_url_where_nothing_listens(option: str, suite_run: AheadRun) -> None:
+    run, url = suite_run.run, url_of(suite_run)
     assert run.returncode == 1, run.output
     failed = failed_checks(run)
     assert set(failed) >= {"smoke/test_health.py::test_health_endpoint_answers_as_configured"}, failed
@@ -201,10 +217,15 @@ def something_else() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@pytest.mark.slow
-def test_a_service_url_of_something_that_is_not_the_service(tmp_path: Path) -> None:
+def something_else_run(folder: Path) -> SuiteRun:
     with something_else() as url:
-        run = timed(tmp_path, "--env", "local", "-k", "health or tenant", "--service-url", url, bound=60)
+        return against_url(folder, url, "--env", "local", "-k", "health or tenant", "--service-url", url)
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=something_else_run)
+def test_a_service_url_of_something_that_is_not_the_service(suite_run: AheadRun) -> None:
+    run, url = suite_run.run, url_of(suite_run)
     assert run.returncode == 1, run.output
     failed = failed_checks(run)
     health = failed["smoke/test_health.py::test_health_endpoint_answers_as_configured"]
@@ -243,14 +264,19 @@ PLUGIN_LOADING = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("loading", list(PLUGIN_LOADING))
-def test_base_url_beside_a_plugin_that_registers_it(loading: str, tmp_path: Path) -> None:
+def plugin_loading_run(folder: Path, loading: str) -> SuiteRun:
     args, env = PLUGIN_LOADING[loading]
     url = f"http://127.0.0.1:{closed_port()}"
-    run = timed(
-        tmp_path, *args, "--env", "local", "-k", "health_endpoint", "--base-url", url, env=env, bound=60
+    return against_url(
+        folder, url, *args, "--env", "local", "-k", "health_endpoint", "--base-url", url, env=env
     )
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=plugin_loading_run)
+@pytest.mark.parametrize("loading", list(PLUGIN_LOADING))
+def test_base_url_beside_a_plugin_that_registers_it(loading: str, suite_run: AheadRun) -> None:
+    run, url = suite_run.run, url_of(suite_run)
     assert run.returncode == 1, run.output  # not 3 or 4: pytest started, and the alias was honoured
     (message,) = failed_checks(run).values()
     assert f"GET {url}/api/health: cannot connect" in message, message
@@ -258,20 +284,18 @@ def test_base_url_beside_a_plugin_that_registers_it(loading: str, tmp_path: Path
     assert_readable(run)
 
 
-@pytest.mark.slow
-def test_an_inherited_pytest_base_url_is_not_the_url_under_test(tmp_path: Path) -> None:
+def inherited_base_url_run(folder: Path) -> SuiteRun:
     url = f"http://127.0.0.1:{closed_port()}"
     args, env = PLUGIN_LOADING["pytest-base-url loaded first"]
-    run = timed(
-        tmp_path,
-        *args,
-        "--env",
-        "local",
-        "-k",
-        "health_endpoint",
-        env={**env, "PYTEST_BASE_URL": url},
-        bound=60,
+    return against_url(
+        folder, url, *args, "--env", "local", "-k", "health_endpoint", env={**env, "PYTEST_BASE_URL": url}
     )
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=inherited_base_url_run)
+def test_an_inherited_pytest_base_url_is_not_the_url_under_test(suite_run: AheadRun) -> None:
+    run, url = suite_run.run, url_of(suite_run)
     assert run.returncode == 0, run.output
     assert f"--base-url {url} ignored: it comes from PYTEST_BASE_URL or a base_url ini key" in run.output
 
@@ -286,13 +310,11 @@ MISBEHAVIOURS = {
 GAVE_UP = "not sent: the service left its last 2 requests without an answer within 3 s"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", list(MISBEHAVIOURS))
-def test_a_misbehaving_service_fails_each_check_with_its_cause_in_one_line(mode: str, tmp_path: Path) -> None:
-    config = local_config(tmp_path, "http_timeout = 3")
+def misbehaving_run(folder: Path, mode: str) -> SuiteRun:
+    config = local_config(folder, "http_timeout = 3")
     service = f"python {SERVICES / 'misbehaving_service.py'} {mode}"
-    run = timed(
-        tmp_path,
+    return timed(
+        folder,
         "--env",
         "local",
         f"--smoke-config={config}",
@@ -302,6 +324,15 @@ def test_a_misbehaving_service_fails_each_check_with_its_cause_in_one_line(mode:
         "5",
         bound=60,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=misbehaving_run)
+@pytest.mark.parametrize("mode", list(MISBEHAVIOURS))
+def test_a_misbehaving_service_fails_each_check_with_its_cause_in_one_line(
+    mode: str, suite_run: AheadRun
+) -> None:
+    run = suite_run.run
     assert run.returncode == 1, run.output
     failed = failed_checks(run)
     assert "smoke/test_health.py::test_health_endpoint_answers_as_configured" in failed, run.output
@@ -315,12 +346,17 @@ def test_a_misbehaving_service_fails_each_check_with_its_cause_in_one_line(mode:
 
 
 # -- hostile log lines ------------------------------------------------------------------------------------
+def noisy_run(folder: Path) -> SuiteRun:
+    service = f"python {SERVICES / 'noisy_reference.py'}"
+    return timed(folder, "--env", "local", "--local-service-cmd", service, "-vv", bound=120)
+
+
 @pytest.mark.slow
-def test_huge_and_garbled_log_lines_neither_crash_nor_hide_the_runs_lines(tmp_path: Path) -> None:
+@pytest.mark.suite_run(plan=noisy_run)
+def test_huge_and_garbled_log_lines_neither_crash_nor_hide_the_runs_lines(suite_run: AheadRun) -> None:
     """2 MB and 200 KB entries, invalid UTF-8, escape sequences, JSON that is not an object: every
     expected line is still found; only the check of ERROR lines naming the run fails, with excerpts."""
-    service = f"python {SERVICES / 'noisy_reference.py'}"
-    run = timed(tmp_path, "--env", "local", "--local-service-cmd", service, "-vv", bound=120)
+    run = suite_run.run
     assert run.returncode == 1, run.output
     failed = failed_checks(run)
     assert set(failed) == {"smoke/test_no_unexpected_errors.py::test_no_unexpected_errors"}, failed
@@ -329,7 +365,7 @@ def test_huge_and_garbled_log_lines_neither_crash_nor_hide_the_runs_lines(tmp_pa
     assert "\\x1b[31m ERROR \\x1b[0m garbled" in message, message  # escaped, not sent to the terminal
     assert len(message) < 2000
     assert_readable(run)
-    for text in everything_written(run, tmp_path):
+    for text in everything_written(run, suite_run.folder):
         assert len(text) < 200_000 and "x" * 1000 not in text
 
 
