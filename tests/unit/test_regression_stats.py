@@ -40,7 +40,9 @@ def test_the_rank_test_is_close_to_the_exact_permutation_p_value(shift: float) -
     rng = random.Random(7)
     baseline = [rng.gauss(0, 1) for _ in range(8)]
     candidate = [rng.gauss(shift, 1) for _ in range(9)]
-    assert rank_test(baseline, candidate).p_value == pytest.approx(exact_upper_p(baseline, candidate), abs=0.012)
+    assert rank_test(baseline, candidate).p_value == pytest.approx(
+        exact_upper_p(baseline, candidate), abs=0.012
+    )
 
 
 def test_the_rank_test_is_one_sided_and_counts_ties_as_halves() -> None:
