@@ -87,6 +87,15 @@ def test_defaults_apply_to_a_minimal_environment(tmp_path: Path) -> None:
             MINIMAL + "[env.prod.known_failures]\ntest_x = { link = 'https://x' }\n",
             "env.prod.known_failures.test_x: expected { reason",
         ),
+        (
+            MINIMAL + "[env.prod.regression]\nalpha = 5\n",
+            "env.prod.regression.alpha: expected a number between 0 and 1 (exclusive), got 5",
+        ),
+        (
+            MINIMAL + "[env.prod.regression]\nlatency_ratio = 0.8\n",
+            "env.prod.regression.latency_ratio: expected a ratio >= 1 (1.2: 20 % worse), got 0.8",
+        ),
+        (MINIMAL + "[env.prod.regression]\nmargin = 1\n", "env.prod.regression: unknown key 'margin'"),
         ("[env.prod\nproject = 1", "not valid TOML"),
         ("[other]\nx = 1\n", "no [env.NAME] tables"),
     ],

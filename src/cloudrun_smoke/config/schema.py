@@ -24,6 +24,8 @@ from cloudrun_smoke.config.validators import (
     PatternForms,
     PositiveInt,
     PositiveNumber,
+    Probability,
+    Ratio,
     Regex,
     Regexes,
     StringTable,
@@ -103,6 +105,25 @@ class WindowSettings(Settings):
     gauge_period_s: PositiveInt = 60  # instance_count is sampled once a minute by Cloud Run
     metric_delay: NonNegativeNumber | None = None  # seconds before now where Monitoring figures end
     max_log_pages: PositiveInt = 10  # per kind of log entry, 1000 entries a page: the hard cap on reads
+
+
+class RegressionSettings(Settings):
+    """``[env.NAME.regression]``: the revision under test against its baseline (``-m regression``).
+
+    A figure fails when the revision under test is worse by more than its margin and, where a test
+    applies, significantly so at ``alpha`` after Holm's correction across the run's figures. Ratios
+    compare medians (1.2: 20 % slower); points compare shares and maxima in percentage points.
+    """
+
+    alpha: Probability = 0.01
+    min_samples: AtLeastOne = 20  # per side, for a rank or proportion test; fewer skip the figure
+    latency_ratio: Ratio = 1.2  # request latency
+    archive_latency_ratio: Ratio = 1.2  # PATCH /api/threads/{id}
+    queue_time_ratio: Ratio = 1.5  # enqueued -> consolidated
+    error_share_points: PositiveNumber = 0.5  # 5xx share
+    consolidation_failure_points: PositiveNumber = 1.0
+    memory_points: PositiveNumber = 10.0  # memory utilization maximum
+    cpu_points: PositiveNumber = 15.0  # CPU utilization maximum
 
 
 class KnownFailure(Settings):
@@ -207,6 +228,7 @@ class Environment(Settings):
     expect: DeploymentExpectations = Field(default_factory=DeploymentExpectations)
     slo: SloThresholds = Field(default_factory=SloThresholds)
     window: WindowSettings = Field(default_factory=WindowSettings)
+    regression: RegressionSettings = Field(default_factory=RegressionSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     patterns: PatternForms = Field(default_factory=dict)
     known_failures: dict[str, Annotated[KnownFailure, BeforeValidator(known_failure)]] = Field(

@@ -42,6 +42,18 @@ def non_negative_number(value: Any) -> float:
     return float(value)
 
 
+def probability(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError(f"expected a number between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def ratio(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+        raise ValueError(f"expected a ratio >= 1 (1.2: 20 % worse), got {value!r}")
+    return float(value)
+
+
 def positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"expected a positive whole number, got {value!r}")
@@ -156,6 +168,8 @@ NonEmptyText = Annotated[str, PlainValidator(nonempty_string)]
 PositiveNumber = Annotated[float, PlainValidator(positive_number)]
 NonNegativeNumber = Annotated[float, PlainValidator(non_negative_number)]
 PositiveInt = Annotated[int, PlainValidator(positive_int)]
+Probability = Annotated[float, PlainValidator(probability)]
+Ratio = Annotated[float, PlainValidator(ratio)]
 Count = Annotated[int, PlainValidator(non_negative_int)]
 AtLeastOne = Annotated[int, PlainValidator(lambda v: max(1, non_negative_int(v)))]
 Flag = Annotated[bool, PlainValidator(boolean)]
