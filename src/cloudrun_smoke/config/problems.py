@@ -22,7 +22,15 @@ from cloudrun_smoke.errors import ConfigError
 
 Loc = tuple[str, ...]
 STACK = "stack"
-SUB_TABLES = ("expect", "slo", "checks", "window", "regression", "patterns", "known_failures")  # written env.NAME.KEY
+SUB_TABLES = (
+    "expect",
+    "slo",
+    "checks",
+    "window",
+    "regression",
+    "patterns",
+    "known_failures",
+)  # written env.NAME.KEY
 NOT_FROM_THE_FILE = ("name", "source")
 
 
