@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -54,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         _add_transient_503(app, int(settings.faults.value(F.TRANSIENT_503)))
     if settings.faults.on(F.SLOW_READS):
         _add_slow_reads(app, settings.faults.value(F.SLOW_READS) / 1000)
+    if settings.faults.on(F.LATENCY_FACTOR):
+        _add_latency_factor(app, settings.faults.value(F.LATENCY_FACTOR))
     app.include_router(auth.router)
     app.include_router(threads.router)
     app.include_router(memory.router)
@@ -85,6 +88,21 @@ def _add_slow_reads(app: FastAPI, delay: float) -> None:
         if request.method == "GET":
             await asyncio.sleep(delay)
         return await call_next(request)
+
+
+def _add_latency_factor(app: FastAPI, factor: float) -> None:
+    """Every answer is held back until ``factor`` times the time the service took to make it has passed:
+    a release that is uniformly slower, whatever the endpoint (the regression checks' latency figures).
+    Added last, so that it runs first and times the other faults' delays too."""
+
+    @app.middleware("http")
+    async def latency_factor(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        await asyncio.sleep(max(0.0, (factor - 1.0) * (time.perf_counter() - started)))
+        return response
 
 
 def _add_health_routes(app: FastAPI) -> None:

@@ -51,6 +51,7 @@ CONSOLIDATION_FAILS_SOME = "consolidation-fails-some"
 MEMORY_CREEP = "memory-creep"
 CPU_BURN = "cpu-burn"
 SLOW_READS = "slow-reads"
+LATENCY_FACTOR = "latency-factor"
 NEIGHBOURS_FAIL = "neighbours-fail"
 NEIGHBOURS_SPARED = "neighbours-spared"
 SHUTDOWN_DROPS_QUEUE = "shutdown-drops-queue"
@@ -165,6 +166,12 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             "CPUs",
         ),
         SLOW_READS: Switch(FAULT, "every GET answers VALUE ms late (writes are not delayed)", 300, "ms"),
+        LATENCY_FACTOR: Switch(
+            FAULT,
+            "every answer takes VALUE times as long as the service took to make it (a slower release)",
+            2,
+            "x",
+        ),
         NEIGHBOURS_FAIL: Switch(
             FAULT,
             "users named 'neighbour-*' only: every 3rd consolidation fails ('Task consolidate_thread "

@@ -668,6 +668,22 @@ def test_slow_reads_delay_every_get_and_no_write(tmp_path: Path, user: str) -> N
     assert min(reads) >= 0.5 > max(writes), (reads, writes)
 
 
+def test_latency_factor_multiplies_the_time_of_every_answer(tmp_path: Path, user: str) -> None:
+    """With a 300 ms archive (archive-slow), a factor of 3 makes it 900 ms; a fast answer stays fast."""
+    faults = ("--fault", "archive-slow=300", "--fault", "latency-factor=3")
+    with running_service(tmp_path / "data", *faults) as svc:
+        client = svc.client(user)
+        thread_id = create_thread(client)["id"]
+        sent = time.perf_counter()
+        assert client.patch(f"/api/threads/{thread_id}", json={"archived": True}).status_code == 200
+        archive = time.perf_counter() - sent
+        sent = time.perf_counter()
+        assert client.get("/api/health").status_code == 200
+        health = time.perf_counter() - sent
+    assert archive >= 0.9, f"archive took {archive:.3f} s: 3 x 300 ms expected"
+    assert health < 0.5, f"/api/health took {health:.3f} s"
+
+
 # -- neighbours: other users, picked by id -------------------------------------------------------------
 UPSERT_FAILED = "Vectorisation préférences impossible: Expected IDs to be unique"
 
