@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from cloudrun_smoke.config.validators import (
     AtLeastOne,
     AuthMode,
+    BaselineMode,
     Count,
     FaultNames,
     Flag,
@@ -28,6 +29,7 @@ from cloudrun_smoke.config.validators import (
     Ratio,
     Regex,
     Regexes,
+    ServiceFaultNames,
     StringTable,
     SubKeyError,
     Table,
@@ -153,6 +155,10 @@ class StackRuntime(Settings):
     metric_delay: NonNegativeNumber = 1.0  # ... and how long a metric point stays invisible once sampled
     # Seconds without a request before an instance beyond min_instances is shut down (0: never).
     idle_timeout: NonNegativeNumber = 0.0
+    # A baseline revision deployed before the revision under test, for the regression checks: "split"
+    # serves both at once, half the traffic each; "sequence" serves the baseline alone first.
+    baseline: BaselineMode = ""
+    revision_faults: ServiceFaultNames = ()  # service faults of the revision under test only
 
 
 class StackSettings(StackRuntime):

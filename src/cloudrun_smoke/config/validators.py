@@ -15,6 +15,11 @@ from typing import Annotated, Any
 from pydantic import PlainValidator
 
 AUTH_MODES = ("none", "dev-bypass", "bearer", "login", "id-token")
+BASELINE_MODES = (
+    "",
+    "split",
+    "sequence",
+)  # [env.NAME.stack] baseline: none, both at once, one then the other
 IDLE_TIMEOUT_FLOOR_S = 300.0  # longer than any wait of a run between two requests (log_deadline, grace)
 
 
@@ -130,6 +135,20 @@ def fault_names(value: Any) -> tuple[str, ...]:
     return tuple(n.strip() for n in names if n.strip())
 
 
+def baseline_mode(value: Any) -> str:
+    if value not in BASELINE_MODES:
+        raise ValueError(f"expected one of {', '.join(repr(m) for m in BASELINE_MODES)}, got {value!r}")
+    return str(value)
+
+
+def service_fault_names(value: Any) -> tuple[str, ...]:
+    names = fault_names(value)
+    stack = [n for n in names if n.startswith("stack:")]
+    if stack:
+        raise ValueError(f"faults of the service only (the stack's go in faults), got {', '.join(stack)}")
+    return names
+
+
 def idle_timeout(value: Any) -> float:
     seconds = non_negative_number(value)
     if 0 < seconds < IDLE_TIMEOUT_FLOOR_S:
@@ -183,6 +202,8 @@ AuthMode = Annotated[str, PlainValidator(auth_mode)]
 Invoker = Annotated[str, PlainValidator(invoker)]
 Tag = Annotated[str, PlainValidator(tag)]
 FaultNames = Annotated[tuple[str, ...], PlainValidator(fault_names)]
+ServiceFaultNames = Annotated[tuple[str, ...], PlainValidator(service_fault_names)]
+BaselineMode = Annotated[str, PlainValidator(baseline_mode)]
 WindowLength = Annotated[float, PlainValidator(window_length)]
 
 

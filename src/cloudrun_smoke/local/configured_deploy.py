@@ -2,7 +2,9 @@
 
 The faults shape what the Admin API reports (an unexpected image, a missing env var, other resources),
 the traffic (a 90/10 split, a revision that never became ready, a failed latest revision), and a
-candidate beside the serving revision when one is configured.
+candidate beside the serving revision when one is configured. With a ``baseline``, a revision runs
+before the one under test (the regression checks): both serve half the traffic ("split"), or the
+baseline serves alone until the one under test replaces it ("sequence").
 """
 
 from __future__ import annotations
@@ -22,10 +24,18 @@ def deploy_configured(stack: LocalStack) -> None:
     cfg, faults = stack.config, stack.stack_faults
     spec = faulted_spec(cfg.spec, faults)
     previous = stack.deploy(cfg.service_cmd, spec, instances=1) if F.TRAFFIC_SPLIT in faults else None
-    # With a previous revision, the split is set at once: it never goes without traffic meanwhile.
-    current = stack.deploy(cfg.service_cmd, spec, traffic=previous is None)
-    if previous is not None:
-        stack.set_traffic([TrafficTarget(current.name, 90), TrafficTarget(previous.name, 10)])
+    if cfg.baseline:
+        previous = stack.baseline = stack.deploy(cfg.service_cmd, spec)
+        if cfg.baseline == "sequence" and stack.between_revisions is not None:
+            stack.between_revisions(stack)  # the baseline's own traffic, before it is replaced
+    # The revision under test gets revision_faults. With a previous revision serving (a split, or the
+    # baseline), the split is set at once: it never goes without traffic meanwhile.
+    under_test = replace(spec, faults=tuple(cfg.revision_faults))
+    split = previous is not None and cfg.baseline != "sequence"
+    current = stack.deploy(cfg.service_cmd, under_test, traffic=not split)
+    if previous is not None and split:
+        share = 50 if cfg.baseline else 90
+        stack.set_traffic([TrafficTarget(current.name, share), TrafficTarget(previous.name, 100 - share)])
     if F.REVISION_NOT_READY in faults:
         with stack.state.lock:
             stack.service.traffic = [

@@ -120,9 +120,10 @@ class InstancePool:
             "K_CONFIGURATION": service.name,
             "TMPDIR": str(instance_dir),
         }
-        if self.service_faults:
+        if self.service_faults or spec.faults:
             present = [n.strip() for n in env.get(F.SERVICE_FAULTS_ENV, "").split(",") if n.strip()]
-            env[F.SERVICE_FAULTS_ENV] = ",".join(dict.fromkeys([*present, *self.service_faults]))
+            faults = [*present, *self.service_faults, *spec.faults]
+            env[F.SERVICE_FAULTS_ENV] = ",".join(dict.fromkeys(faults))
         instance_id = uuid.uuid4().hex + uuid.uuid4().hex
         instance = RevisionInstance(
             command,

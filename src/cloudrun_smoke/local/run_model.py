@@ -31,6 +31,9 @@ class RevisionSpec:
     # without --no-cpu-throttling does (a real v2 payload: cpuIdle true).
     cpu_idle: bool = False
     startup_cpu_boost: bool = False
+    # Service faults of this revision only, beside the stack's (the regression checks' revision under
+    # test): given to its processes, never reported by the Admin API.
+    faults: tuple[str, ...] = ()
 
 
 @dataclass

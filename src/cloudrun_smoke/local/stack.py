@@ -114,6 +114,9 @@ class LocalStack:
             on_shutdown=self._instance_shut_down,
         )
         self.candidate: Revision | None = None
+        self.baseline: Revision | None = None  # deployed before the revision under test ([stack] baseline)
+        # Called between a "sequence" baseline's deploy and the revision under test's: its traffic.
+        self.between_revisions: Callable[[LocalStack], None] | None = None
         self.on_instance_exit: ExitHook | None = None  # e.g. `local up` prints crashes
         self._servers: list[JsonApiServer] = []
         self._front_end: FrontEnd | None = None
