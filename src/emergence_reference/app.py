@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         _add_transient_503(app, int(settings.faults.value(F.TRANSIENT_503)))
     if settings.faults.on(F.SLOW_READS):
         _add_slow_reads(app, settings.faults.value(F.SLOW_READS) / 1000)
+    if settings.faults.on(F.SERVER_ERRORS):
+        _add_server_errors(app, settings.faults.value(F.SERVER_ERRORS))
     if settings.faults.on(F.LATENCY_FACTOR):
         _add_latency_factor(app, settings.faults.value(F.LATENCY_FACTOR))
     app.include_router(auth.router)
@@ -88,6 +90,31 @@ def _add_slow_reads(app: FastAPI, delay: float) -> None:
         if request.method == "GET":
             await asyncio.sleep(delay)
         return await call_next(request)
+
+
+def _add_server_errors(app: FastAPI, share: float) -> None:
+    """One /api/ request in ``round(1 / share)`` answers 500, as a release with a failing code path;
+    the health endpoints answer as usual (Cloud Run's probes keep the revision serving). A plain ASGI
+    middleware: ``@app.middleware`` costs every request milliseconds on a busy machine, which the
+    regression checks would see as a slower release."""
+    if share > 0:
+        app.add_middleware(_ServerErrors, every=max(1, round(1 / share)))
+
+
+class _ServerErrors:
+    def __init__(self, app: Any, every: int) -> None:
+        self.app, self.every, self.count = app, every, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/api/") and path != "/api/health":
+            self.count += 1
+            if self.count % self.every == 0:
+                logger.error("Unhandled error on %s %s (server-errors fault)", scope.get("method"), path)
+                response = JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _add_latency_factor(app: FastAPI, factor: float) -> None:

@@ -52,6 +52,7 @@ MEMORY_CREEP = "memory-creep"
 CPU_BURN = "cpu-burn"
 SLOW_READS = "slow-reads"
 LATENCY_FACTOR = "latency-factor"
+SERVER_ERRORS = "server-errors"
 NEIGHBOURS_FAIL = "neighbours-fail"
 NEIGHBOURS_SPARED = "neighbours-spared"
 SHUTDOWN_DROPS_QUEUE = "shutdown-drops-queue"
@@ -166,6 +167,12 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             "CPUs",
         ),
         SLOW_READS: Switch(FAULT, "every GET answers VALUE ms late (writes are not delayed)", 300, "ms"),
+        SERVER_ERRORS: Switch(
+            FAULT,
+            "a VALUE share of the /api/ requests (health excepted) answers 500, one every round(1/VALUE)",
+            0.05,
+            "",
+        ),
         LATENCY_FACTOR: Switch(
             FAULT,
             "every answer takes VALUE times as long as the service took to make it (a slower release)",

@@ -668,6 +668,17 @@ def test_slow_reads_delay_every_get_and_no_write(tmp_path: Path, user: str) -> N
     assert min(reads) >= 0.5 > max(writes), (reads, writes)
 
 
+def test_server_errors_answer_500_for_their_share_of_the_api_and_spare_health(
+    tmp_path: Path, user: str
+) -> None:
+    with running_service(tmp_path / "data", "--fault", "server-errors=0.25") as svc:
+        client = svc.client(user)
+        codes = [client.get("/api/threads/archived/list").status_code for _ in range(20)]
+        health = [client.get("/api/health").status_code for _ in range(8)]
+    assert codes.count(500) == 5 and set(codes) == {200, 500}, codes
+    assert set(health) == {200}, health
+
+
 def test_latency_factor_multiplies_the_time_of_every_answer(tmp_path: Path, user: str) -> None:
     """With a 300 ms archive (archive-slow), a factor of 3 makes it 900 ms; a fast answer stays fast."""
     faults = ("--fault", "archive-slow=300", "--fault", "latency-factor=3")

@@ -4,7 +4,8 @@ A check that no fault makes fail may be unable to fail at all: the batch's log-l
 a service whose line was off by one, until a fault asked it to fail. Each check of smoke/ must be the
 `failing` check of a row of CATALOGUE (tests/helpers/catalogue.py, run by tests/e2e/test_fault_catalogue.py), or be proven by a test of its own
 listed in PROVEN_ELSEWHERE. The window checks (smoke/test_window.py) have their own list, in
-tests/e2e/test_window_e2e.py::test_every_window_check_is_proven_by_a_fault.
+tests/e2e/test_window_e2e.py::test_every_window_check_is_proven_by_a_fault, and so do the regression
+checks (smoke/test_regression.py), in tests/e2e/test_regression_e2e.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from helpers.paths import ROOT
 
 SMOKE = ROOT / "smoke"
 WINDOW = "test_window.py"
+REGRESSION = "test_regression.py"
 
 # Checks proven by a test of their own rather than by a row of CATALOGUE: check -> the test that proves it.
 PROVEN_ELSEWHERE = {
@@ -43,7 +45,7 @@ def smoke_checks(folder: Path = SMOKE) -> list[str]:
     them: module-level test functions and the test methods of ``Test`` classes."""
     checks = []
     for path in sorted(folder.glob("test_*.py")):
-        if path.name == WINDOW:
+        if path.name in (WINDOW, REGRESSION):
             continue
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, _FUNCTIONS) and node.name.startswith("test"):

@@ -192,16 +192,22 @@ def collect(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_window_checks_run_only_when_the_marker_expression_names_them() -> None:
-    default, oncall, window = (
+    """The regression checks are window checks too: `-m window` selects both, `-m regression` only them."""
+    default, oncall, window, regression = (
         collect("--env", "local"),
         collect("--env", "local", "-m", "oncall"),
         collect("--env", "local", "-m", "window"),
+        collect("--env", "local", "-m", "regression"),
     )
-    assert "test_window.py" not in default.stdout and "test_deployment.py" in default.stdout, default.stdout
-    assert "test_window.py" not in oncall.stdout, oncall.stdout
+    for run in (default, oncall):
+        assert "test_window.py" not in run.stdout and "test_regression.py" not in run.stdout, run.stdout
+    assert "test_deployment.py" in default.stdout, default.stdout
     selected = [line for line in window.stdout.splitlines() if "::" in line]
-    assert selected and all("test_window.py::" in line for line in selected), window.stdout
-    assert len(selected) == 10
+    files = sorted({line.split("::")[0].rsplit("/", 1)[-1] for line in selected})
+    assert files == ["test_regression.py", "test_window.py"], window.stdout
+    assert len(selected) == 10 + 5
+    chosen = [line for line in regression.stdout.splitlines() if "::" in line]
+    assert len(chosen) == 5 and all("test_regression.py::" in line for line in chosen), regression.stdout
 
 
 def test_a_bad_window_is_one_line_and_exit_4() -> None:

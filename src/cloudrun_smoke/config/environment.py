@@ -40,6 +40,8 @@ OVERRIDES: Mapping[str, tuple[Loc, Callable[[str], Any]]] = {
     "SMOKE_INGESTION_DELAY": (("stack", "ingestion_delay"), float),
     "SMOKE_INGESTION_JITTER": (("stack", "ingestion_jitter"), float),
     "SMOKE_LOCAL_FAULTS": (("stack", "faults"), str),  # comma-separated
+    "SMOKE_LOCAL_REVISION_FAULTS": (("stack", "revision_faults"), str),  # comma-separated
+    "SMOKE_LOCAL_BASELINE": (("stack", "baseline"), str),
     "SMOKE_LOCAL_INSTANCES": (("stack", "instances"), int),
     "SMOKE_LOCAL_SHARED_STATE": (("stack", "shared_state"), switch),
     "SMOKE_LOCAL_CPU_IDLE": (("stack", "cpu_idle"), switch),

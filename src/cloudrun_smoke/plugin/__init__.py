@@ -6,6 +6,7 @@ what they do is done by library objects in the other subpackages.
 - ``collection``: which checks run, in which order
 - ``fixtures``: the environment, the service, the run, its users and its log watcher
 - ``window``: the window checks' selection and fixtures
+- ``regression``: the regression checks' baseline and their one judgement
 - ``reporting``: outcomes, the verdict, ``--rollback-on-failure``, the summary
 - ``stop``: ending a run whose environment is unusable (exit status 4)
 """
@@ -17,4 +18,5 @@ pytest_plugins = (
     "cloudrun_smoke.plugin.fixtures",
     "cloudrun_smoke.plugin.reporting",
     "cloudrun_smoke.plugin.window",
+    "cloudrun_smoke.plugin.regression",
 )

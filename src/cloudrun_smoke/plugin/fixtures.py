@@ -40,7 +40,9 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
         yield env  # a real project, or a stack already running (`cloudrun-smoke local up` prints its endpoints)
         return
     from cloudrun_smoke.local.stack import stack_for
+    from cloudrun_smoke.plugin.regression import with_baseline
 
+    env = with_baseline(request.config, env)
     state.stack_owned = True
     with contextlib.ExitStack() as exit_stack:
         try:

@@ -39,9 +39,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Window checks are opt-in: deselected unless the -m expression names them."""
+    """Window checks are opt-in: deselected unless the -m expression names them (or the regression
+    checks, which are window checks too)."""
     requested_window(config)  # a bad --window is a usage error, whatever is selected
-    if re.search(rf"\b{MARKER}\b", config.getoption("markexpr", "") or ""):
+    if re.search(rf"\b({MARKER}|regression)\b", config.getoption("markexpr", "") or ""):
         return
     dropped = [i for i in items if i.get_closest_marker(MARKER) is not None]
     if dropped:

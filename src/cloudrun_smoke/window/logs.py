@@ -41,6 +41,21 @@ APP_PATTERNS = (
 
 
 @dataclass(frozen=True)
+class Request:
+    """One entry of Cloud Run's request log: what the regression figures compare."""
+
+    method: str
+    url: str
+    status: int | None
+    latency_ms: float | None
+
+    @property
+    def is_archive(self) -> bool:
+        """``PATCH /api/threads/{id}``: the archive (renames too: request logs carry no body)."""
+        return self.method == "PATCH" and re.search(ARCHIVE_URL, self.url) is not None
+
+
+@dataclass(frozen=True)
 class Read:
     """What one read returned; ``capped`` when more pages were left unread."""
 
@@ -109,6 +124,11 @@ class WindowLogReader:
         values = [ms for ms in (latency_ms(e.http_request) for e in read.items) if ms is not None]
         return Read(values, read.pages, read.capped, read.filter)
 
+    def requests(self) -> Read:
+        """Every request the scope served in the window (:class:`Request`), one read for all of them."""
+        read = self._read(self.scope.request_logs_filter(self.window.start, self.window.end))
+        return Read([request_of(e.http_request) for e in read.items], read.pages, read.capped, read.filter)
+
     def app_lines(self, catalogue: Mapping[str, LogPattern]) -> Read:
         read = self._read(self.app_lines_filter(catalogue))
         return Read([to_line(e) for e in read.items], read.pages, read.capped, read.filter)
@@ -150,3 +170,15 @@ def latency_ms(http_request: Mapping[str, Any] | None) -> float | None:
     """``httpRequest.latency`` (``"0.123456s"`` in the JSON API) in milliseconds."""
     match = _LATENCY.match(str((http_request or {}).get("latency", "")))
     return float(match.group(1)) * 1000 if match else None
+
+
+def request_of(http_request: Mapping[str, Any] | None) -> Request:
+    """A request log entry's ``httpRequest`` (its JSON field names, as the Logging client returns them)."""
+    fields = http_request or {}
+    status = fields.get("status")
+    return Request(
+        str(fields.get("requestMethod", "")),
+        str(fields.get("requestUrl", "")),
+        int(status) if isinstance(status, int | str) and str(status).isdigit() else None,
+        latency_ms(fields),
+    )

@@ -1,0 +1,86 @@
+"""The regression checks end to end: `pytest smoke/ --env local -m regression` deploys a baseline
+revision beside the revision under test (half the traffic each), runs the background traffic, and
+compares the two from Cloud Logging through the real client. Faults of the revision under test only
+(`SMOKE_LOCAL_REVISION_FAULTS`): a release twice as slow, one with a 5 % error share. Identical
+revisions pass.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from helpers.ahead import AheadRun
+from helpers.smoke_runs import ROOT, SuiteRun, run_smoke
+
+CHECKS = {
+    "latency": "test_regression.py::test_request_latency",
+    "5xx": "test_regression.py::test_5xx_share",
+    "archive": "test_regression.py::test_archive_latency",
+    "queue": "test_regression.py::test_queue_time",
+    "failures": "test_regression.py::test_consolidation_failure_share",
+}
+
+
+class Release(NamedTuple):
+    faults: str  # of the revision under test only
+    failing: tuple[str, ...]  # keys of CHECKS
+    passing: tuple[str, ...]  # the queue figures are left out: the local traffic leaves them near min_samples
+    message: tuple[str, ...]  # in each failing check's message
+
+
+RELEASES = {
+    "identical": Release("", (), ("latency", "5xx", "archive"), ()),
+    "twice-as-slow": Release(
+        "latency-factor=2",
+        ("latency", "archive"),
+        ("5xx",),
+        ("medians' ratio ", "(margin 1.2x)", "Mann-Whitney U = "),
+    ),
+    # The 500s change which threads get archived: about 25 archives a side are too few to assert on.
+    "5-percent-errors": Release(
+        "server-errors=0.05", ("5xx",), ("latency",), ("points (margin +0.5)", "two-proportion z = ")
+    ),
+}
+
+
+def release_run(folder: Path, release: str) -> SuiteRun:
+    faults = RELEASES[release].faults
+    env = {"SMOKE_LOCAL_FAULTS": "", "SMOKE_LOCAL_REVISION_FAULTS": faults}
+    return run_smoke(folder, "-q", "--env", "local", "-m", "regression", env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=release_run)
+@pytest.mark.parametrize("release", list(RELEASES))
+def test_a_release_fails_the_figure_it_worsens_with_the_effect_and_the_p_value(
+    release: str, suite_run: AheadRun
+) -> None:
+    run, case = suite_run.run, RELEASES[release]
+    assert run.returncode == (1 if case.failing else 0), run.output
+    assert set(run.outcomes) == set(CHECKS.values()), run.output  # the regression checks only
+    for keys, expected in ((case.failing, "failure"), (case.passing, "passed")):
+        for key in keys:
+            assert run.outcomes[CHECKS[key]] == expected, f"{CHECKS[key]}: {run.messages.get(CHECKS[key])}"
+    for key in case.failing:
+        message = run.messages[CHECKS[key]]
+        for part in (
+            *case.message,
+            "worse beyond its margin, significantly",
+            "Holm-adjusted p = ",
+            "one-sided p = ",
+        ):
+            assert part in message, f"{CHECKS[key]}'s message lacks {part!r}:\n{message}"
+        assert "concurrent: both over " in message and "serves 50 % of the traffic beside it" in message
+    figures = {f["name"] for f in run.verdict["figures"]}
+    assert {"regression: request latency", "regression: 5xx share"} <= figures, figures
+    assert "Traceback" not in run.output
+
+
+def test_every_regression_check_is_listed() -> None:
+    tree = ast.parse((ROOT / "smoke" / "test_regression.py").read_text())
+    checks = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+    assert sorted(f"test_regression.py::{c}" for c in checks) == sorted(CHECKS.values())
