@@ -41,8 +41,9 @@ def test_revision_under_test_is_ready(smoke_target: Target, smoke_env: Environme
 
 
 def test_revision_under_test_serves_all_traffic(
-    smoke_target: Target, smoke_expected_revision: str | None
+    smoke_target: Target, smoke_expected_revision: str | None, smoke_canary: bool
 ) -> None:
+    """All of it; none for a ``--tag`` candidate; a share, neither 0 nor 100 %, for a ``--canary``."""
     t = smoke_target
     if smoke_expected_revision:
         assert t.revision == smoke_expected_revision, (
@@ -50,6 +51,13 @@ def test_revision_under_test_serves_all_traffic(
             f"traffic: {t.describe_traffic()}"
         )
     percent = t.percent_for(t.revision)
+    if t.is_candidate and smoke_canary:
+        assert 0 < percent < 100, (
+            f"expected canary revision {t.revision} (tag {t.candidate_tag}) to serve a share of the traffic "
+            f"above 0 % and below 100 %, it serves {percent} %; traffic: {t.describe_traffic()}; set it with "
+            f"gcloud run services update-traffic SERVICE --to-tags {t.candidate_tag}=10"
+        )
+        return
     expected = 0 if t.is_candidate else 100
     assert percent == expected, (
         f"expected {'candidate ' if t.is_candidate else ''}revision {t.revision} to serve {expected} % of "

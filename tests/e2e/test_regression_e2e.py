@@ -14,6 +14,7 @@ from typing import NamedTuple
 import pytest
 
 from helpers.ahead import AheadRun
+from helpers.smoke_configs import config_with_candidate
 from helpers.smoke_runs import ROOT, SuiteRun, run_smoke
 
 CHECKS = {
@@ -51,6 +52,35 @@ def release_run(folder: Path, release: str) -> SuiteRun:
     faults = RELEASES[release].faults
     env = {"SMOKE_LOCAL_FAULTS": "", "SMOKE_LOCAL_REVISION_FAULTS": faults}
     return run_smoke(folder, "-q", "--env", "local", "-m", "regression", env=env)
+
+
+def canary_run(folder: Path) -> SuiteRun:
+    config = config_with_candidate(folder, percent=30)
+    env = {"SMOKE_LOCAL_FAULTS": "", "SMOKE_LOCAL_REVISION_FAULTS": "latency-factor=2"}
+    args = (
+        "-q",
+        "--env",
+        "local",
+        f"--smoke-config={config}",
+        "--tag",
+        "canary",
+        "--canary",
+        "-m",
+        "regression",
+    )
+    return run_smoke(folder, *args, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.suite_run(plan=canary_run)
+def test_a_slow_canary_is_compared_with_the_revision_serving_the_rest(suite_run: AheadRun) -> None:
+    """`update-traffic --to-tags canary=30`, then `--tag canary --canary -m regression`: the users reach
+    the service's URL and its split; the canary (slowed) against the revision serving the other 70 %."""
+    run = suite_run.run
+    assert run.returncode == 1 and run.outcomes[CHECKS["latency"]] == "failure", run.output
+    message = run.messages[CHECKS["latency"]]
+    assert "serves 70 % of the traffic beside it" in message and "medians' ratio " in message, message
+    assert run.verdict["target"]["revision"] in message.split(" against ")[0], message
 
 
 @pytest.mark.slow

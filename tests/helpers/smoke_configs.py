@@ -32,12 +32,14 @@ def login_config(tmp_path: Path) -> Path:
 CREDENTIALS = {"SMOKE_LOGIN_EMAIL": EMAIL, "SMOKE_LOGIN_PASSWORD": PASSWORD}
 
 
-def config_with_candidate(tmp_path: Path) -> Path:
+def config_with_candidate(tmp_path: Path, percent: int = 0) -> Path:
+    """A candidate tagged ``canary`` beside the serving revision, serving ``percent`` of the traffic."""
     text = (ROOT / "smoke.toml").read_text()
     assert "[env.local.stack]\n" in text
     text = text.replace(
         "[env.local.stack]\n",
-        f'[env.local.stack]\ncandidate_cmd = "{sys.executable} -m emergence_reference"\ntag = "canary"\n',
+        f'[env.local.stack]\ncandidate_cmd = "{sys.executable} -m emergence_reference"\ntag = "canary"\n'
+        f"candidate_percent = {percent}\n",
         1,
     )
     path = tmp_path / "smoke.toml"

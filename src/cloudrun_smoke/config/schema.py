@@ -16,6 +16,7 @@ from cloudrun_smoke.config.validators import (
     AtLeastOne,
     AuthMode,
     BaselineMode,
+    CanaryPercent,
     Count,
     FaultNames,
     Flag,
@@ -148,6 +149,7 @@ class StackRuntime(Settings):
     iam: Flag = False  # a private service: requests need an invoker's ID token (Cloud Run IAM)
     candidate_cmd: Text = ""  # a second revision beside the serving one: no traffic, reachable by `tag`
     tag: Tag = ""
+    candidate_percent: CanaryPercent = 0  # its share of the traffic: 0, or a canary split (--canary)
     faults: FaultNames = ()  # "stack:NAME" switches of the stack; other names go to EMERGENCE_FAULTS
     # Cloud Monitoring as the stack serves it: the shortest alignment period it takes (Google's is 60 s;
     # a local window of a few seconds needs less, so it must be allowed here) ...

@@ -135,6 +135,12 @@ def fault_names(value: Any) -> tuple[str, ...]:
     return tuple(n.strip() for n in names if n.strip())
 
 
+def canary_percent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 100:
+        raise ValueError(f"expected a whole percent from 0 (no traffic) to 99, got {value!r}")
+    return value
+
+
 def baseline_mode(value: Any) -> str:
     if value not in BASELINE_MODES:
         raise ValueError(f"expected one of {', '.join(repr(m) for m in BASELINE_MODES)}, got {value!r}")
@@ -203,6 +209,7 @@ Invoker = Annotated[str, PlainValidator(invoker)]
 Tag = Annotated[str, PlainValidator(tag)]
 FaultNames = Annotated[tuple[str, ...], PlainValidator(fault_names)]
 ServiceFaultNames = Annotated[tuple[str, ...], PlainValidator(service_fault_names)]
+CanaryPercent = Annotated[int, PlainValidator(canary_percent)]
 BaselineMode = Annotated[str, PlainValidator(baseline_mode)]
 WindowLength = Annotated[float, PlainValidator(window_length)]
 

@@ -28,9 +28,11 @@ def deploy_configured(stack: LocalStack) -> None:
         previous = stack.baseline = stack.deploy(cfg.service_cmd, spec)
         if cfg.baseline == "sequence" and stack.between_revisions is not None:
             stack.between_revisions(stack)  # the baseline's own traffic, before it is replaced
-    # The revision under test gets revision_faults. With a previous revision serving (a split, or the
-    # baseline), the split is set at once: it never goes without traffic meanwhile.
-    under_test = replace(spec, faults=tuple(cfg.revision_faults))
+    # The revision under test gets revision_faults: the candidate when there is one, else this one. With
+    # a previous revision serving (a split, or the baseline), the split is set at once: it never goes
+    # without traffic meanwhile.
+    faults = tuple(cfg.revision_faults)
+    under_test = spec if cfg.candidate_cmd else replace(spec, faults=faults)
     split = previous is not None and cfg.baseline != "sequence"
     current = stack.deploy(cfg.service_cmd, under_test, traffic=not split)
     if previous is not None and split:
@@ -54,7 +56,13 @@ def deploy_configured(stack: LocalStack) -> None:
     if cfg.candidate_cmd:
         if not cfg.tag:
             raise ValueError("a candidate revision needs a tag: it gets no traffic")
-        stack.deploy_candidate(cfg.candidate_cmd, cfg.tag, cfg.candidate_spec or spec)
+        candidate_spec = replace(cfg.candidate_spec or spec, faults=faults)
+        candidate = stack.deploy_candidate(cfg.candidate_cmd, cfg.tag, candidate_spec)
+        if cfg.candidate_percent:  # a canary split: `gcloud run services update-traffic --to-tags TAG=P`
+            share = cfg.candidate_percent
+            stack.set_traffic(
+                [TrafficTarget(current.name, 100 - share), TrafficTarget(candidate.name, share, cfg.tag)]
+            )
 
 
 def faulted_spec(spec: RevisionSpec, faults: frozenset[str]) -> RevisionSpec:

@@ -97,6 +97,12 @@ def smoke_expected_revision(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture(scope="session")
+def smoke_canary(request: pytest.FixtureRequest) -> bool:
+    """``--canary``: the ``--tag``/``--revision`` candidate serves a share of the traffic, not none."""
+    return bool(request.config.getoption("smoke_canary"))
+
+
+@pytest.fixture(scope="session")
 def smoke_run(smoke_env: Environment, request: pytest.FixtureRequest) -> SmokeRun:
     run = SmokeRun.new(smoke_env.smoke_user_prefix)
     state_of(request.config).run = run

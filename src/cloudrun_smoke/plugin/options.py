@@ -68,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="test this tagged no-traffic revision through its tag URL",
     )
+    group.addoption(
+        "--canary",
+        dest="smoke_canary",
+        action="store_true",
+        default=False,
+        help="with --tag or --revision: the candidate serves a share of the traffic (a canary split, "
+        "`gcloud run services update-traffic --to-tags NAME=10`): above 0 %% and below 100 %% expected",
+    )
     base_url.add_options(group)
     group.addoption(
         "--rollback-on-failure",
@@ -103,6 +111,12 @@ def pytest_load_initial_conftests(parser: pytest.Parser) -> Iterator[None]:
 def pytest_configure(config: pytest.Config) -> None:
     redaction.install()  # before any library logs a header: --log-level=DEBUG must not print tokens
     _refuse_xdist(config)
+    if config.getoption("smoke_canary", False) and not (
+        config.getoption("smoke_tag", None) or config.getoption("smoke_revision", None)
+    ):
+        raise pytest.UsageError(
+            "--canary needs --tag NAME or --revision NAME: the canary is a tagged revision"
+        )
 
 
 # Options only a smoke run carries: given with ``-n``, the run is a smoke run split between workers.
@@ -165,6 +179,7 @@ SHAPING_OPTIONS = {
     "smoke_expect_revision": "--expect-revision",
     "smoke_tag": "--tag",
     "smoke_revision": "--revision",
+    "smoke_canary": "--canary",
     "smoke_log_deadline": "--log-deadline",
     "smoke_read_only": "--read-only",
     "smoke_window": "--window",

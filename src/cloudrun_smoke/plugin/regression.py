@@ -48,8 +48,8 @@ def names_regression(config: pytest.Config) -> bool:
 def with_baseline(config: pytest.Config, env: Environment) -> Environment:
     """The local environment a run deploys: with a baseline revision when it names the regression
     checks and ``[stack] baseline`` is unset (both revisions then serve half the traffic)."""
-    if env.stack is None or env.stack.baseline or not names_regression(config):
-        return env
+    if env.stack is None or env.stack.baseline or env.stack.candidate_cmd or not names_regression(config):
+        return env  # a configured candidate (a canary split) is the comparison
     return env.model_copy(update={"stack": env.stack.model_copy(update={"baseline": "split"})})
 
 

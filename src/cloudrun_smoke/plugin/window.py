@@ -52,7 +52,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # -- fixtures -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def smoke_window_traffic(smoke_env: Environment, smoke_target: Target, request: pytest.FixtureRequest) -> str:
+def smoke_window_traffic(
+    smoke_env: Environment, smoke_target: Target, smoke_canary: bool, request: pytest.FixtureRequest
+) -> str:
     """On a local stack this run started: simulated users fill the window (once); elsewhere nothing."""
     stack = state_of(request.config).stack
     if not (smoke_env.stack and stack is not None):
@@ -60,7 +62,7 @@ def smoke_window_traffic(smoke_env: Environment, smoke_target: Target, request: 
     from cloudrun_smoke.window.local_traffic import run_traffic, settle_after_traffic
 
     try:
-        summary = run_traffic(smoke_env, smoke_target)
+        summary = run_traffic(smoke_env, smoke_target, smoke_canary)
     except SmokeError as e:
         stop(f"background traffic: {e}")
     try:

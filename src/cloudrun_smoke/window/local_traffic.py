@@ -12,12 +12,14 @@ from cloudrun_smoke.service.auth import id_token_audience, invoker_headers, requ
 from cloudrun_smoke.waiting import wait_until
 
 
-def run_traffic(env: Environment, target: Target) -> str:
-    """Simulated users act on the service once; the traffic's summary. Raises SmokeError."""
+def run_traffic(env: Environment, target: Target, canary: bool = False) -> str:
+    """Simulated users act on the service once; the traffic's summary. Raises SmokeError. They call the
+    URL under test (a no-traffic candidate's tag URL), but for a canary: users reach the service's URL,
+    and its traffic split sends them to both revisions."""
     from cloudrun_smoke.local.traffic import run_background_traffic
 
     assert env.stack is not None
-    url = target.url
+    url = target.service_url if canary and target.service_url else target.url
     audience = id_token_audience(env, target.service_url, url)
     invoker = invoker_headers(env, audience)
     summary = run_background_traffic(
