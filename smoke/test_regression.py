@@ -16,8 +16,10 @@ from cloudrun_smoke import Figure, Figures
 from cloudrun_smoke.plugin.regression import RegressionVerdict
 from cloudrun_smoke.regression.figures import (
     ARCHIVE_LATENCY,
+    CPU_MAX,
     ERROR_SHARE,
     FAILURE_SHARE,
+    MEMORY_MAX,
     QUEUE_TIME,
     REQUEST_LATENCY,
 )
@@ -39,7 +41,7 @@ def _judge(verdict: RegressionVerdict, name: str, figures: Figures) -> None:
         Figure(
             f"regression: {name}",
             judged.effect if judged.effect is not None else 0.0,
-            "x" if c.kind == "rank" else " points",
+            {"rank": "x", "share": " points", "maximum": " points"}[c.kind],
             c.margin,
             min(c.baseline.count, c.candidate.count),
             f"{judged.outcome}; p {judged.adjusted_p:.2g} (Holm)"
@@ -69,3 +71,12 @@ def test_queue_time(smoke_regression: RegressionVerdict, smoke_figures: Figures)
 
 def test_consolidation_failure_share(smoke_regression: RegressionVerdict, smoke_figures: Figures) -> None:
     _judge(smoke_regression, FAILURE_SHARE, smoke_figures)
+
+
+def test_memory_utilization_max(smoke_regression: RegressionVerdict, smoke_figures: Figures) -> None:
+    """A maximum has no significance test: its margin alone decides."""
+    _judge(smoke_regression, MEMORY_MAX, smoke_figures)
+
+
+def test_cpu_utilization_max(smoke_regression: RegressionVerdict, smoke_figures: Figures) -> None:
+    _judge(smoke_regression, CPU_MAX, smoke_figures)

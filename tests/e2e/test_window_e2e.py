@@ -97,7 +97,7 @@ def test_a_healthy_stack_passes_every_window_check_and_skips_none(variant: str, 
     # The window checks and the regression checks only: no scenario, no other check. Without a baseline
     # revision (the stack deploys one only when -m names regression) the regression checks skip, saying so.
     regression = {k: v for k, v in run.outcomes.items() if k.startswith("test_regression.py::")}
-    assert len(run.outcomes) == len(CHECKS) + len(regression) and len(regression) == 5, run.outcomes
+    assert len(run.outcomes) == len(CHECKS) + len(regression) and len(regression) == 7, run.outcomes
     assert set(regression.values()) == {"skipped"}, run.output
     assert all("none was created before" in run.messages[k] for k in regression), run.messages
     # The cost: one ListTimeSeries call per metric figure, one page per kind of log entry.

@@ -205,9 +205,9 @@ def test_window_checks_run_only_when_the_marker_expression_names_them() -> None:
     selected = [line for line in window.stdout.splitlines() if "::" in line]
     files = sorted({line.split("::")[0].rsplit("/", 1)[-1] for line in selected})
     assert files == ["test_regression.py", "test_window.py"], window.stdout
-    assert len(selected) == 10 + 5
+    assert len(selected) == 10 + 7
     chosen = [line for line in regression.stdout.splitlines() if "::" in line]
-    assert len(chosen) == 5 and all("test_regression.py::" in line for line in chosen), regression.stdout
+    assert len(chosen) == 7 and all("test_regression.py::" in line for line in chosen), regression.stdout
 
 
 def test_a_bad_window_is_one_line_and_exit_4() -> None:

@@ -20,14 +20,16 @@ import pytest
 from cloudrun_smoke.config.schema import Environment
 from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.gcp.discovery import Target
+from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.plugin.state import state_of
-from cloudrun_smoke.regression.figures import SideReads, comparisons
+from cloudrun_smoke.regression.figures import Peak, SideReads, comparisons
 from cloudrun_smoke.regression.judge import Judged, judge
 from cloudrun_smoke.regression.revisions import NoBaseline, Pairing, Revision, Span, pair
 from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.window.consolidations import consolidation_stats
 from cloudrun_smoke.window.logs import WindowLogReader
+from cloudrun_smoke.window.monitoring import MetricReader
 from cloudrun_smoke.window.period import Window
 
 MARKER = "regression"
@@ -136,11 +138,35 @@ def smoke_regression(
         stats = consolidation_stats(
             lines, catalogue, end=span.end, grace=smoke_env.window.pending_grace_s, still_serving=frozenset()
         )
-        return SideReads(revision, served, stats)
+        memory, cpu = _peaks(smoke_env, credentials, revision, span)
+        return SideReads(revision, served, stats, memory, cpu)
 
     reads = (side(pairing.candidate, pairing.candidate_span), side(pairing.baseline, pairing.baseline_span))
-    judged = judge(comparisons(*reads, settings), settings.alpha)
+    judged = judge(comparisons(*reads, settings, smoke_env.window.min_metric_samples), settings.alpha)
     return RegressionVerdict(pairing, {j.comparison.name: j for j in judged}, settings.alpha, reads=pages)
+
+
+def _peaks(env: Environment, credentials: Any, revision: str, span: Span) -> tuple[Peak, Peak]:
+    """The memory and CPU utilization maxima of ``revision`` over ``span``, up to ``metric_delay``
+    before its end (a point sampled later is not visible yet); nothing when that leaves no interval."""
+    from cloudrun_smoke.gcp.clients import monitoring_client
+
+    end = span.end - timedelta(seconds=env.metric_delay)
+    if end - span.start < timedelta(seconds=env.min_alignment_period):
+        return Peak(None, 0), Peak(None, 0)
+    try:
+        client = monitoring_client(env, credentials)
+        reader = MetricReader(
+            client,
+            CloudRunScope.of(env, revision),
+            Window(span.start, end, f"revision {revision}"),
+            gauge_period=env.window.gauge_period_s,
+            endpoint=env.monitoring_api_endpoint,
+        )
+        memory, cpu = reader.memory_max(), reader.cpu_max()
+    except SmokeError as e:
+        pytest.fail(str(e), pytrace=False)
+    return Peak(memory.value, memory.samples), Peak(cpu.value, cpu.samples)
 
 
 def _revisions(client: Any, env: Environment) -> list[Revision]:

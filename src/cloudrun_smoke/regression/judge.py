@@ -33,9 +33,12 @@ class Side:
     values: tuple[float, ...] = ()
     events: int = 0
     trials: int = 0
+    samples: int = 0  # a maximum: the points it was taken over (its one value says nothing of them)
 
     @property
     def count(self) -> int:
+        if self.samples:
+            return self.samples
         return len(self.values) if not self.trials else self.trials
 
 
@@ -101,7 +104,7 @@ def _measure(c: Comparison, alpha: float) -> Judged:
             return Judged(c, SKIPPED, None, detail=f"{_too_few(c)}; with them {could} would be significant")
         test = proportion_test((b.events, b.trials), (k.events, k.trials))
         return Judged(c, PASSED, test.difference * 100, test.p_value, detail=test.describe())
-    if min(len(b.values), len(k.values)) < max(1, c.min_samples):
+    if min(b.count, k.count) < max(1, c.min_samples) or not (b.values and k.values):
         detail = _too_few(c)
         if c.kind == "rank":
             p = smallest_rank_p(len(b.values), len(k.values))
@@ -132,7 +135,7 @@ def _side(c: Comparison, side: Side) -> str:
     if not side.values:
         return f"{side.revision} no sample"
     if c.kind == "maximum":
-        return f"{side.revision} max {max(side.values):.1f} {c.unit} over {len(side.values)} samples"
+        return f"{side.revision} max {max(side.values):.1f} {c.unit} over {side.count} samples"
     return f"{side.revision} median {statistics.median(side.values):.4g} {c.unit} over {len(side.values)}"
 
 

@@ -106,6 +106,12 @@ class MetricReader:
         """P95 of CPU utilization in percent: peaks during a batch consolidation are expected (runbook)."""
         return self._distribution_figure(CPU_UTILIZATIONS, 95, 100.0, "P95 of the merged distribution")
 
+    def cpu_max(self) -> MetricFigure:
+        """Peak CPU utilization in percent, read as :meth:`memory_max` is (the regression checks' maximum)."""
+        return self._distribution_figure(
+            CPU_UTILIZATIONS, 100, 100.0, "max: upper edge of the highest occupied bucket"
+        )
+
     def instance_counts(self, floor: int = 0) -> MetricFigure:
         """Instances (all states, all revisions in scope) per ``gauge_period``: value is the peak,
         ``extra["min"]`` the lowest once ``floor`` was first reached (the revision's start-up, before its
