@@ -46,7 +46,10 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
     state.stack_owned = True
     with contextlib.ExitStack() as exit_stack:
         try:
-            stack = exit_stack.enter_context(stack_for(env))
+            stack = stack_for(env)
+            if env.stack.baseline == "sequence":  # the baseline's own traffic, before it is replaced
+                stack.between_revisions = lambda s: baseline_traffic(env, s)
+            stack = exit_stack.enter_context(stack)
         except (SmokeError, RuntimeError, OSError) as e:
             stop(SmokeError(f"the local stack did not start: {e}"))
         state.stack = stack
@@ -62,6 +65,21 @@ def smoke_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
             neighbours = Neighbours(stack.service_url, env.stack.neighbours)
             state.neighbours = exit_stack.enter_context(neighbours)
         yield effective
+
+
+def baseline_traffic(env: Environment, stack: Any) -> None:
+    """The simulated users of the window checks, once, on a "sequence" baseline revision."""
+    import httpx
+
+    from cloudrun_smoke.waiting import wait_until
+    from cloudrun_smoke.window.local_traffic import traffic_at
+
+    def ready() -> bool | None:  # its vector store open: a warming baseline would look slow
+        with httpx.Client(timeout=5, trust_env=False) as client:
+            return client.get(stack.service_url + env.readiness_path).status_code == 200 or None
+
+    wait_until(ready, timeout=env.stack.startup_timeout if env.stack else 30, what="the baseline ready")
+    traffic_at(env, stack.service_url, stack.service_url)
 
 
 @pytest.fixture(scope="session")

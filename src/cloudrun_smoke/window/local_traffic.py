@@ -16,11 +16,16 @@ def run_traffic(env: Environment, target: Target, canary: bool = False) -> str:
     """Simulated users act on the service once; the traffic's summary. Raises SmokeError. They call the
     URL under test (a no-traffic candidate's tag URL), but for a canary: users reach the service's URL,
     and its traffic split sends them to both revisions."""
+    url = target.service_url if canary and target.service_url else target.url
+    return traffic_at(env, url, target.service_url)
+
+
+def traffic_at(env: Environment, url: str, service_url: str) -> str:
+    """Simulated users act once through ``url`` (``service_url``: the token audience of a private service)."""
     from cloudrun_smoke.local.traffic import run_background_traffic
 
     assert env.stack is not None
-    url = target.service_url if canary and target.service_url else target.url
-    audience = id_token_audience(env, target.service_url, url)
+    audience = id_token_audience(env, service_url, url)
     invoker = invoker_headers(env, audience)
     summary = run_background_traffic(
         url,
