@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cloudrun_smoke.logs.lines import UNCONFIRMED, LogMatch, Unattributed, names_nobody
     from cloudrun_smoke.logs.patterns import FAILURE_PATTERNS
     from cloudrun_smoke.logs.watcher import LogWatcher
+    from cloudrun_smoke.regression.verdict import RegressionVerdict
     from cloudrun_smoke.report.links import (
         gcloud_logging_read,
         logs_explorer_url,
@@ -58,6 +59,7 @@ _WHERE: dict[str, str] = {
     "LogWatcher": "cloudrun_smoke.logs.watcher",
     "Unattributed": "cloudrun_smoke.logs.lines",
     "names_nobody": "cloudrun_smoke.logs.lines",
+    "RegressionVerdict": "cloudrun_smoke.regression.verdict",
     "gcloud_logging_read": "cloudrun_smoke.report.links",
     "logs_explorer_url": "cloudrun_smoke.report.links",
     "metrics_explorer_url": "cloudrun_smoke.report.links",
@@ -104,6 +106,7 @@ __all__ = [
     "MetricFigure",
     "MetricReader",
     "Read",
+    "RegressionVerdict",
     "ServiceClient",
     "SmokeError",
     "SmokeRun",

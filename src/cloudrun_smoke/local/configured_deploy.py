@@ -31,8 +31,8 @@ def deploy_configured(stack: LocalStack) -> None:
     # The revision under test gets revision_faults: the candidate when there is one, else this one. With
     # a previous revision serving (a split, or the baseline), the split is set at once: it never goes
     # without traffic meanwhile.
-    faults = tuple(cfg.revision_faults)
-    under_test = spec if cfg.candidate_cmd else replace(spec, faults=faults)
+    revision_faults = tuple(cfg.revision_faults)
+    under_test = spec if cfg.candidate_cmd else replace(spec, faults=revision_faults)
     split = previous is not None and cfg.baseline != "sequence"
     current = stack.deploy(cfg.service_cmd, under_test, traffic=not split)
     if previous is not None and split:
@@ -56,7 +56,7 @@ def deploy_configured(stack: LocalStack) -> None:
     if cfg.candidate_cmd:
         if not cfg.tag:
             raise ValueError("a candidate revision needs a tag: it gets no traffic")
-        candidate_spec = replace(cfg.candidate_spec or spec, faults=faults)
+        candidate_spec = replace(cfg.candidate_spec or spec, faults=revision_faults)
         candidate = stack.deploy_candidate(cfg.candidate_cmd, cfg.tag, candidate_spec)
         if cfg.candidate_percent:  # a canary split: `gcloud run services update-traffic --to-tags TAG=P`
             share = cfg.candidate_percent

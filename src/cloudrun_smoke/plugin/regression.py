@@ -11,7 +11,6 @@ the background traffic of the window checks runs first.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,8 +23,9 @@ from cloudrun_smoke.gcp.scope import CloudRunScope
 from cloudrun_smoke.logs.patterns import catalogue_with
 from cloudrun_smoke.plugin.state import state_of
 from cloudrun_smoke.regression.figures import Peak, SideReads, comparisons
-from cloudrun_smoke.regression.judge import Judged, judge
-from cloudrun_smoke.regression.revisions import NoBaseline, Pairing, Revision, Span, pair
+from cloudrun_smoke.regression.judge import judge
+from cloudrun_smoke.regression.revisions import NoBaseline, Revision, Span, pair
+from cloudrun_smoke.regression.verdict import RegressionVerdict
 from cloudrun_smoke.timeutil import utcnow
 from cloudrun_smoke.window.consolidations import consolidation_stats
 from cloudrun_smoke.window.logs import WindowLogReader
@@ -53,22 +53,6 @@ def with_baseline(config: pytest.Config, env: Environment) -> Environment:
     if env.stack is None or env.stack.baseline or env.stack.candidate_cmd or not names_regression(config):
         return env  # a configured candidate (a canary split) is the comparison
     return env.model_copy(update={"stack": env.stack.model_copy(update={"baseline": "split"})})
-
-
-@dataclass(frozen=True)
-class RegressionVerdict:
-    """Every figure judged together (one Holm correction), or why nothing could be compared."""
-
-    pairing: Pairing | None
-    judged: dict[str, Judged]
-    alpha: float
-    skipped: str = ""  # no baseline: the reason
-    reads: int = 0  # entries:list pages
-
-    def describe(self) -> str:
-        if self.pairing is None:
-            return f"regression: nothing compared: {self.skipped}"
-        return f"regression: {self.pairing.describe()}; {self.reads} entries:list pages"
 
 
 def under_test(target: Target, expected: str | None, targeted: bool) -> str:
