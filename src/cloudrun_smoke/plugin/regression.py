@@ -86,13 +86,16 @@ def smoke_regression(
     name = under_test(smoke_target, smoke_expected_revision, targeted)
     candidate = next((r for r in revisions if r.name == name), None)
     if candidate is None:
-        return RegressionVerdict(None, {}, settings.alpha, f"revision {name} is not among the service's")
+        return _noted(
+            request,
+            RegressionVerdict(None, {}, settings.alpha, f"revision {name} is not among the service's"),
+        )
     try:
         pairing = pair(
             candidate, smoke_target.traffic, revisions, utcnow(), timedelta(seconds=smoke_env.window.max)
         )
     except NoBaseline as e:
-        return RegressionVerdict(None, {}, settings.alpha, str(e))
+        return _noted(request, RegressionVerdict(None, {}, settings.alpha, str(e)))
     client = logging_client(smoke_env, credentials)
     pacer = state_of(request.config).pacer()
     catalogue = catalogue_with(smoke_env.patterns)
@@ -127,7 +130,14 @@ def smoke_regression(
 
     reads = (side(pairing.candidate, pairing.candidate_span), side(pairing.baseline, pairing.baseline_span))
     judged = judge(comparisons(*reads, settings, smoke_env.window.min_metric_samples), settings.alpha)
-    return RegressionVerdict(pairing, {j.comparison.name: j for j in judged}, settings.alpha, reads=pages)
+    verdict = RegressionVerdict(pairing, {j.comparison.name: j for j in judged}, settings.alpha, reads=pages)
+    state_of(request.config).regression = verdict
+    return verdict
+
+
+def _noted(request: pytest.FixtureRequest, verdict: RegressionVerdict) -> RegressionVerdict:
+    state_of(request.config).regression = verdict  # for the summary
+    return verdict
 
 
 def _peaks(env: Environment, credentials: Any, revision: str, span: Span) -> tuple[Peak, Peak]:

@@ -151,6 +151,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_sep("-", "cloudrun-smoke window")
         for line in state.window.describe():
             terminalreporter.write_line(line)
+    if state.regression is not None:
+        terminalreporter.write_sep("-", "cloudrun-smoke regression")
+        terminalreporter.write_line(state.regression.describe())
     if state.env is None:
         return
     lines = summary_lines(

@@ -44,6 +44,7 @@ class SmokeState:
     rollback: str | None = None  # what --rollback-on-failure did
     rerun: dict[str, Any] | None = None  # its re-run, described
     window: WindowState | None = None  # what the window checks read
+    regression: Any = None  # the regression checks' RegressionVerdict: which revisions, modes, windows
 
     def pacer(self) -> ReadPacer:
         """The run's one read budget (the watcher's, once it runs)."""
