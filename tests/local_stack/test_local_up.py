@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cloudrun_smoke.errors import SmokeError
 from cloudrun_smoke.local.up import config_from, register
 from cloudrun_smoke.waiting import wait_until
 from helpers.local_up import CLI, local_up
@@ -108,6 +109,8 @@ def test_sigterm_stops_local_up_cleanly() -> None:
         (["--idle-timeout", "5"], "--idle-timeout: expected 0 (off) or at least 300 s, got 5.0"),
         (["--neighbours", "-1"], "--neighbours must be >= 0, got -1"),
         (["--smoke-config", "/nonexistent/smoke.toml"], "no such file"),
+        (["--revision-fault", "stack:short-pages"], "--revision-fault: faults of the service only"),
+        (["--candidate-percent", "10"], "--candidate-percent is the candidate's share: give --candidate-cmd"),
     ],
 )
 def test_local_up_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
@@ -131,6 +134,32 @@ def test_idle_timeout_and_neighbours_come_from_the_options_over_smoke_toml(tmp_p
     assert (from_file.stack.idle_timeout, from_file.neighbours) == (900.0, 2.0)
     given = config_from(parser.parse_args([*base, "--idle-timeout", "0", "--neighbours", "0.5"]))
     assert (given.stack.idle_timeout, given.neighbours) == (0.0, 0.5)
+
+
+def test_baseline_revision_faults_and_a_canary_share_come_from_the_options(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    toml = tmp_path / "smoke.toml"
+    toml.write_text(
+        '[env.local]\nproject = "p"\nregion = "r"\nservice = "s"\n[env.local.stack]\n', encoding="utf-8"
+    )
+    base = ["up", "--smoke-config", str(toml)]
+    split = config_from(
+        parser.parse_args([*base, "--baseline", "split", "--revision-fault", "latency-factor=2"])
+    )
+    assert (split.stack.baseline, split.stack.revision_faults) == ("split", ("latency-factor=2",))
+    canary = config_from(
+        parser.parse_args(
+            [*base, "--candidate-cmd", "python -m x", "--tag", "c", "--candidate-percent", "10"]
+        )
+    )
+    assert (canary.stack.candidate_percent, canary.stack.tag) == (10, "c")
+    with pytest.raises(SmokeError, match="--candidate-percent: expected a whole percent from 0"):
+        config_from(
+            parser.parse_args(
+                [*base, "--candidate-cmd", "python -m x", "--tag", "c", "--candidate-percent", "100"]
+            )
+        )
 
 
 def test_local_up_runs_neighbours_and_says_what_they_did() -> None:

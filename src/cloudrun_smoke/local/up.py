@@ -19,7 +19,12 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 from cloudrun_smoke.config.environment import load_config
-from cloudrun_smoke.config.validators import IDLE_TIMEOUT_FLOOR_S, idle_timeout
+from cloudrun_smoke.config.validators import (
+    IDLE_TIMEOUT_FLOOR_S,
+    canary_percent,
+    idle_timeout,
+    service_fault_names,
+)
 from cloudrun_smoke.errors import ConfigError, SmokeError
 from cloudrun_smoke.local.faults import STACK_FAULTS
 from cloudrun_smoke.local.neighbours import Neighbours
@@ -51,6 +56,25 @@ def register(subparsers: Any) -> None:
         "--candidate-cmd", help="command run as a candidate revision (no traffic, needs --tag)"
     )
     parser.add_argument("--tag", help="traffic tag of the candidate revision")
+    parser.add_argument(
+        "--candidate-percent",
+        type=int,
+        metavar="P",
+        help="the candidate serves P %% of the traffic: a canary split, tested with --tag NAME --canary",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=("split", "sequence"),
+        help="a baseline revision before the one under test, for -m regression: both serving half the "
+        "traffic (split), or the baseline alone first (sequence; with --traffic, its users' traffic)",
+    )
+    parser.add_argument(
+        "--revision-fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a fault of the revision under test only (the candidate when there is one); repeatable",
+    )
     parser.add_argument("--ingestion-delay", type=float, help="seconds before a log entry is visible")
     parser.add_argument("--ingestion-jitter", type=float, help="extra random seconds per log entry")
     parser.add_argument(
@@ -119,6 +143,17 @@ def config_from(args: argparse.Namespace) -> UpSettings:
         raise SmokeError("--candidate-cmd needs --tag NAME: the candidate gets no traffic, only a tag URL")
     if args.tag and not (args.candidate_cmd or config.candidate_cmd):
         raise SmokeError("--tag names the candidate revision: give --candidate-cmd too")
+    if args.candidate_percent is not None and not (args.candidate_cmd or config.candidate_cmd):
+        raise SmokeError("--candidate-percent is the candidate's share: give --candidate-cmd and --tag too")
+    for flag, value, check in (
+        ("--candidate-percent", args.candidate_percent, canary_percent),
+        ("--revision-fault", args.revision_fault, service_fault_names),
+    ):
+        try:
+            if value is not None:
+                check(value)
+        except ValueError as e:
+            raise SmokeError(f"{flag}: {e}") from None
     overrides = {
         "service_cmd": args.service_cmd,
         "instances": args.instances,
@@ -129,6 +164,9 @@ def config_from(args: argparse.Namespace) -> UpSettings:
         "ingestion_jitter": args.ingestion_jitter,
         "idle_timeout": args.idle_timeout,
         "faults": (*config.faults, *args.fault) if args.fault else None,
+        "candidate_percent": args.candidate_percent,
+        "baseline": args.baseline,
+        "revision_faults": (*config.revision_faults, *args.revision_fault) if args.revision_fault else None,
     }
     config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     if args.cpu_idle is not None:
@@ -165,7 +203,9 @@ def describe(stack: LocalStack) -> str:
         if share and share.tag:
             routing += f", tag {share.tag}"
         cpu = "CPU only during requests (cpu_idle)" if revision.spec.cpu_idle else "CPU always allocated"
-        lines.append(f"  revision {revision.name}: {status}, {routing}, {cpu}")
+        role = ", baseline" if stack.baseline is not None and revision.name == stack.baseline.name else ""
+        own = f", its own faults {', '.join(revision.spec.faults)}" if revision.spec.faults else ""
+        lines.append(f"  revision {revision.name}: {status}, {routing}, {cpu}{role}{own}")
         for instance in stack.instances_of(revision.name):
             lines.append(f"    instance {instance.instance_id} pid {instance.pid}")
     if stack.stack_faults or stack.service_faults:
@@ -212,6 +252,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, neighbour_rate = config_from(args)
         stack = LocalStack(config)
+        if config.baseline == "sequence" and args.traffic:  # the baseline's users, before it is replaced
+            stack.between_revisions = lambda s: print(
+                run_background_traffic(s.service_url).describe(), flush=True
+            )
     except ValueError as e:
         raise SmokeError(str(e)) from None
     stopping = threading.Event()
