@@ -53,3 +53,14 @@ def test_the_window_is_capped() -> None:
 def test_the_first_revision_has_nothing_to_be_compared_with() -> None:
     with pytest.raises(NoBaseline, match="none was created before svc-00001-aaa"):
         pair(OLD, [TrafficShare(OLD.name, 100)], REVISIONS, NOW, timedelta(hours=24))
+
+
+def test_a_revision_that_never_became_ready_is_no_baseline() -> None:
+    failed = Revision("svc-00003-fff", NOW - timedelta(hours=2), ready=False)
+    later = Revision("svc-00004-ddd", NOW - timedelta(minutes=30))
+    pairing = pair(
+        later, [TrafficShare(later.name, 100)], [OLD, PREVIOUS, failed, later], NOW, timedelta(hours=24)
+    )
+    assert pairing.baseline == PREVIOUS.name, pairing.describe()
+    with pytest.raises(NoBaseline, match="that became Ready"):
+        pair(later, [TrafficShare(later.name, 100)], [failed, later], NOW, timedelta(hours=24))

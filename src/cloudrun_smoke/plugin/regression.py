@@ -164,14 +164,8 @@ def _peaks(env: Environment, credentials: Any, revision: str, span: Span) -> tup
 
 
 def _revisions(client: Any, env: Environment) -> list[Revision]:
-    from cloudrun_smoke.gcp.discovery import run_admin_api_error
-    from cloudrun_smoke.gcp.errors import GOOGLE_ERRORS
-    from cloudrun_smoke.gcp.traffic import short_name
+    """The service's revisions, read as the rollback plan reads them (raises SmokeError)."""
+    from cloudrun_smoke.release.plan import list_revisions
 
     parent = f"projects/{env.project}/locations/{env.region}/services/{env.service}"
-    try:
-        return [Revision(short_name(r.name), r.create_time) for r in client.list_revisions(parent=parent)]
-    except GOOGLE_ERRORS as e:
-        raise run_admin_api_error(
-            env, "list the service's revisions", e, permission="run.revisions.list"
-        ) from None
+    return [Revision(r.name, r.create_time, r.ready) for r in list_revisions(env, client, parent)]

@@ -4,7 +4,8 @@ Concurrent mode, preferred: another revision serves traffic beside the one under
 so both are judged over the same window, on the same kind of traffic, with no time-of-day bias
 (Kayenta and Argo Rollouts compare a canary with a baseline run at the same time). Sequential mode,
 else: the revision created just before the one under test, which served before it, over a window of the
-same length that ends when the revision under test was created.
+same length that ends when the revision under test was created (a revision that never became Ready
+never served, and is skipped).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ Mode = Literal["concurrent", "sequential"]
 class Revision:
     name: str
     created: datetime
+    ready: bool = True  # a revision that never became Ready never served: it is no baseline
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,11 @@ def pair(
         others = f" (of {len(shares)} other revisions serving)" if len(shares) > 1 else ""
         why = f"{baseline} serves {shares[baseline]} % of the traffic beside it{others}"
         return Pairing("concurrent", candidate.name, baseline, span, span, why)
-    earlier = [r for r in revisions if r.created < candidate.created and r.name != candidate.name]
+    earlier = [r for r in revisions if r.created < candidate.created and r.name != candidate.name and r.ready]
     if not earlier:
-        raise NoBaseline(f"no other revision serves traffic and none was created before {candidate.name}")
+        raise NoBaseline(
+            f"no other revision serves traffic and none was created before {candidate.name} that became Ready"
+        )
     baseline_revision = max(earlier, key=lambda r: r.created)
     length = span.end - span.start
     before = Span(candidate.created - length, candidate.created)

@@ -108,7 +108,7 @@ def _traffic_lines(shares: tuple[TrafficShare, ...]) -> list[str]:
     return lines or ["    (no traffic targets)"]
 
 
-def _revisions(env: Environment, revisions_client: Any, parent: str) -> list[RevisionInfo]:
+def list_revisions(env: Environment, revisions_client: Any, parent: str) -> list[RevisionInfo]:
     """All revisions of the service, oldest first (by createTime; the name's counter breaks ties)."""
 
     def read() -> list[RevisionInfo]:
@@ -141,7 +141,7 @@ def plan_rollback(
     current = traffic_.shares(service)
     serving = traffic_.serving(current)
     where = traffic_.describe(current) or "no traffic targets"
-    known = _revisions(env, revisions, name)
+    known = list_revisions(env, revisions, name)
     by_name = {r.name: r for r in known}
 
     if to:
