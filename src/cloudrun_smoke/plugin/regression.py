@@ -73,7 +73,7 @@ def smoke_regression(
     smoke_expected_revision: str | None,
     request: pytest.FixtureRequest,
 ) -> RegressionVerdict:
-    from cloudrun_smoke.gcp.clients import credentials_for, logging_client, run_clients
+    from cloudrun_smoke.gcp.clients import credentials_for, logging_client, monitoring_client, run_clients
 
     settings = smoke_env.regression
     try:
@@ -96,7 +96,11 @@ def smoke_regression(
         )
     except NoBaseline as e:
         return _noted(request, RegressionVerdict(None, {}, settings.alpha, str(e)))
-    client = logging_client(smoke_env, credentials)
+    try:
+        client = logging_client(smoke_env, credentials)
+        metrics_client = monitoring_client(smoke_env, credentials)
+    except SmokeError as e:
+        pytest.fail(str(e), pytrace=False)
     pacer = state_of(request.config).pacer()
     catalogue = catalogue_with(smoke_env.patterns)
     pages = 0
@@ -125,14 +129,13 @@ def smoke_regression(
         stats = consolidation_stats(
             lines, catalogue, end=span.end, grace=smoke_env.window.pending_grace_s, still_serving=frozenset()
         )
-        memory, cpu = _peaks(smoke_env, credentials, revision, span)
+        memory, cpu = _peaks(smoke_env, metrics_client, revision, span)
         return SideReads(revision, served, stats, memory, cpu)
 
     reads = (side(pairing.candidate, pairing.candidate_span), side(pairing.baseline, pairing.baseline_span))
     judged = judge(comparisons(*reads, settings, smoke_env.window.min_metric_samples), settings.alpha)
     verdict = RegressionVerdict(pairing, {j.comparison.name: j for j in judged}, settings.alpha, reads=pages)
-    state_of(request.config).regression = verdict
-    return verdict
+    return _noted(request, verdict)
 
 
 def _noted(request: pytest.FixtureRequest, verdict: RegressionVerdict) -> RegressionVerdict:
@@ -140,16 +143,13 @@ def _noted(request: pytest.FixtureRequest, verdict: RegressionVerdict) -> Regres
     return verdict
 
 
-def _peaks(env: Environment, credentials: Any, revision: str, span: Span) -> tuple[Peak, Peak]:
+def _peaks(env: Environment, client: Any, revision: str, span: Span) -> tuple[Peak, Peak]:
     """The memory and CPU utilization maxima of ``revision`` over ``span``, up to ``metric_delay``
     before its end (a point sampled later is not visible yet); nothing when that leaves no interval."""
-    from cloudrun_smoke.gcp.clients import monitoring_client
-
     end = span.end - timedelta(seconds=env.metric_delay)
     if end - span.start < timedelta(seconds=env.min_alignment_period):
         return Peak(None, 0), Peak(None, 0)
     try:
-        client = monitoring_client(env, credentials)
         reader = MetricReader(
             client,
             CloudRunScope.of(env, revision),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from cloudrun_smoke.gcp.discovery import Target
     from cloudrun_smoke.logs.pacing import ReadPacer
     from cloudrun_smoke.logs.watcher import LogWatcher
+    from cloudrun_smoke.regression.verdict import RegressionVerdict
     from cloudrun_smoke.service.run import SmokeRun
     from cloudrun_smoke.window.reads import WindowState
 
@@ -44,7 +45,7 @@ class SmokeState:
     rollback: str | None = None  # what --rollback-on-failure did
     rerun: dict[str, Any] | None = None  # its re-run, described
     window: WindowState | None = None  # what the window checks read
-    regression: Any = None  # the regression checks' RegressionVerdict: which revisions, modes, windows
+    regression: RegressionVerdict | None = None  # which revisions, mode and windows were compared
 
     def pacer(self) -> ReadPacer:
         """The run's one read budget (the watcher's, once it runs)."""
