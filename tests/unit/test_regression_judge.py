@@ -113,3 +113,19 @@ def test_a_maximum_is_judged_by_its_margin_alone() -> None:
     [within, beyond] = judge([memory(50.0), memory(52.0)], ALPHA)
     assert (within.outcome, beyond.outcome) == (PASSED, FAILED)
     assert beyond.p_value is None and "+11.00 points (margin +10)" in beyond.describe(ALPHA)
+
+
+def test_a_side_without_a_single_trial_skips_instead_of_crashing() -> None:
+    """A revision that consolidated nothing in its window has 0 trials on its side of the failure share."""
+    for base, cand in ((30, 0), (0, 30)):
+        share = Comparison(
+            "consolidation failure share",
+            "share",
+            "%",
+            Side("rev-1", events=0, trials=base),
+            Side("rev-2", events=0, trials=cand),
+            1.0,
+            10,
+        )
+        [verdict] = judge([share], ALPHA)
+        assert verdict.outcome == SKIPPED and "no rise would be significant" in verdict.describe(ALPHA)

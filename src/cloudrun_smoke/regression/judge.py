@@ -99,7 +99,7 @@ def _measure(c: Comparison, alpha: float) -> Judged:
     b, k = c.baseline, c.candidate
     if c.kind == "share":
         if min(b.trials, k.trials) < max(1, c.min_samples):
-            rise = smallest_share_rise((b.events, b.trials), k.trials, alpha) if b.trials else 1.0
+            rise = smallest_share_rise((b.events, b.trials), k.trials, alpha)
             could = "no rise" if rise >= 1.0 else f"a rise of {rise * 100:.2g} points or more"
             return Judged(c, SKIPPED, None, detail=f"{_too_few(c)}; with them {could} would be significant")
         test = proportion_test((b.events, b.trials), (k.events, k.trials))

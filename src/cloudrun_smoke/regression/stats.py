@@ -129,6 +129,8 @@ def smallest_share_rise(baseline: tuple[int, int], n_candidate: int, alpha: floa
     """The smallest rise of the candidate's share over the baseline's that ``proportion_test`` would
     call significant at ``alpha`` with these trials (1.0 when even 100 % would not be)."""
     x1, n1 = baseline
+    if n1 <= 0 or n_candidate <= 0:  # no trials on a side: nothing can be shown
+        return 1.0
     for events in range(n_candidate + 1):
         if proportion_test(baseline, (events, n_candidate)).p_value < alpha:
             return share(events, n_candidate) - share(x1, n1)
