@@ -35,40 +35,42 @@ def nonempty_string(value: Any) -> str:
     return value
 
 
-def positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"expected a positive number, got {value!r}")
+def _number(value: Any, within: Callable[[float], bool], expected: str) -> float:
+    """``value`` as a float when it is a TOML number (not a bool) that ``within`` accepts."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not within(value):
+        raise ValueError(f"expected {expected}, got {value!r}")
     return float(value)
+
+
+def _whole(value: Any, within: Callable[[int], bool], expected: str) -> int:
+    """``value`` when it is a TOML integer (not a bool) that ``within`` accepts."""
+    if isinstance(value, bool) or not isinstance(value, int) or not within(value):
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return value
+
+
+def positive_number(value: Any) -> float:
+    return _number(value, lambda v: v > 0, "a positive number")
 
 
 def non_negative_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"expected a number >= 0, got {value!r}")
-    return float(value)
+    return _number(value, lambda v: v >= 0, "a number >= 0")
 
 
 def probability(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"expected a number between 0 and 1 (exclusive), got {value!r}")
-    return float(value)
+    return _number(value, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 
 
 def ratio(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
-        raise ValueError(f"expected a ratio >= 1 (1.2: 20 % worse), got {value!r}")
-    return float(value)
+    return _number(value, lambda v: v >= 1, "a ratio >= 1 (1.2: 20 % worse)")
 
 
 def positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"expected a positive whole number, got {value!r}")
-    return value
+    return _whole(value, lambda v: v > 0, "a positive whole number")
 
 
 def non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number >= 0, got {value!r}")
-    return value
+    return _whole(value, lambda v: v >= 0, "a whole number >= 0")
 
 
 def boolean(value: Any) -> bool:
@@ -136,9 +138,7 @@ def fault_names(value: Any) -> tuple[str, ...]:
 
 
 def canary_percent(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 100:
-        raise ValueError(f"expected a whole percent from 0 (no traffic) to 99, got {value!r}")
-    return value
+    return _whole(value, lambda v: 0 <= v < 100, "a whole percent from 0 (no traffic) to 99")
 
 
 def baseline_mode(value: Any) -> str:
