@@ -61,6 +61,15 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def nothing_listening() -> Iterator[str]:
+    """A loopback URL whose port stays bound (never listening) while in use: connections are refused,
+    and no other process, such as another run's stack started beside it, can take the port meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
 def test_malformed_config(tmp_path: Path) -> None:
     proc = smoke(
         tmp_path,
@@ -174,8 +183,8 @@ def url_of(run: AheadRun) -> str:
 
 # -- a wrong --service-url -----------------------------------------------------------------------------
 def nothing_listens_run(folder: Path, option: str) -> SuiteRun:
-    url = f"http://127.0.0.1:{closed_port()}"
-    return against_url(folder, url, "--env", "local", "-k", "health or tenant", option, url)
+    with nothing_listening() as url:
+        return against_url(folder, url, "--env", "local", "-k", "health or tenant", option, url)
 
 
 @pytest.mark.slow
@@ -266,10 +275,10 @@ PLUGIN_LOADING = {
 
 def plugin_loading_run(folder: Path, loading: str) -> SuiteRun:
     args, env = PLUGIN_LOADING[loading]
-    url = f"http://127.0.0.1:{closed_port()}"
-    return against_url(
-        folder, url, *args, "--env", "local", "-k", "health_endpoint", "--base-url", url, env=env
-    )
+    with nothing_listening() as url:
+        return against_url(
+            folder, url, *args, "--env", "local", "-k", "health_endpoint", "--base-url", url, env=env
+        )
 
 
 @pytest.mark.slow
@@ -285,11 +294,11 @@ def test_base_url_beside_a_plugin_that_registers_it(loading: str, suite_run: Ahe
 
 
 def inherited_base_url_run(folder: Path) -> SuiteRun:
-    url = f"http://127.0.0.1:{closed_port()}"
     args, env = PLUGIN_LOADING["pytest-base-url loaded first"]
-    return against_url(
-        folder, url, *args, "--env", "local", "-k", "health_endpoint", env={**env, "PYTEST_BASE_URL": url}
-    )
+    with nothing_listening() as url:
+        return against_url(
+            folder, url, *args, "--env", "local", "-k", "health_endpoint", env={**env, "PYTEST_BASE_URL": url}
+        )
 
 
 @pytest.mark.slow
